@@ -1,0 +1,926 @@
+//! The node's configuration: a TOML file in which every key has a default,
+//! so a node started without one runs on loopback with its data in `./data`.
+//!
+//! The file is parsed into private mirror structs (strings for addresses and
+//! ids, unknown keys rejected) and then validated into [`NodeConfig`], so
+//! every error names the file and the exact key:
+//!
+//! ```text
+//! config/node.toml: `federation.peers[0].node`: invalid node id "x": expected 52 base32 characters (a-z, 2-7)
+//! config/node.toml: unknown key `federaton` at line 3 column 2 (expected one of: `node`, `federation`, …)
+//! ```
+//!
+//! `config/node.toml` in the repository lists every key with its default.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+use confab_wire::NodeId;
+
+use crate::error::{Error, Result};
+
+/// Longest node name, in bytes.
+pub const MAX_NODE_NAME_LEN: usize = 64;
+
+const fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
+
+/// The node's whole configuration, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// `[node]`: who this node is and where it keeps its data.
+    pub node: NodeSection,
+    /// `[federation]`: the QUIC endpoint for peers, and the pinned peers.
+    pub federation: FederationConfig,
+    /// `[client]`: the QUIC endpoint for gateways, and the pinned gateways.
+    pub client: ClientServiceConfig,
+    /// `[gateway]`: the gateway run inside the node process.
+    pub gateway: EmbeddedGatewayConfig,
+    /// `[limits]`: per-user limits.
+    pub limits: LimitsConfig,
+    /// `[registration]`: who may create an account.
+    pub registration: RegistrationConfig,
+    /// `[log]`: log filter and format.
+    pub log: LogConfig,
+    /// `[metrics]`: the Prometheus endpoint.
+    pub metrics: MetricsConfig,
+    /// `[welcome_bot]`: the bot that greets new users.
+    pub welcome_bot: WelcomeBotConfig,
+}
+
+/// `[node]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSection {
+    /// The node's name, shown in user ids (`@alice:<name>`): 1 to 64 bytes of
+    /// `a-z`, `0-9` and `-`.
+    pub name: String,
+    /// Where the key, database and blobs live; relative paths are relative to
+    /// the working directory.
+    pub data_dir: PathBuf,
+}
+
+/// `[federation]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederationConfig {
+    /// UDP address of the federation QUIC endpoint.
+    pub listen: SocketAddr,
+    /// Peers pinned from the file (the peer table can add more at run time).
+    pub peers: Vec<PeerConfig>,
+}
+
+/// One entry of `federation.peers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// The peer's key: the only thing that authenticates it.
+    pub node: NodeId,
+    /// Where to dial it: `host:port`, the host a name or an IP address.
+    pub addr: String,
+    /// A label for logs; the peer's own name comes from its handshake.
+    pub name: Option<String>,
+}
+
+/// `[client]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientServiceConfig {
+    /// UDP address of the client-protocol QUIC endpoint (for gateways).
+    pub listen: SocketAddr,
+    /// Keys of the separately run gateways allowed to connect.
+    pub gateways: Vec<NodeId>,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddedGatewayConfig {
+    /// Whether the node runs a gateway in-process.
+    pub enabled: bool,
+    /// TCP address it serves HTTP and WebSocket on.
+    pub listen: SocketAddr,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+    /// Messages one user may send per minute.
+    pub messages_per_minute: u32,
+}
+
+/// `[registration]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationConfig {
+    /// Who may create an account.
+    pub mode: RegistrationMode,
+}
+
+/// Who may create an account on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationMode {
+    /// Anyone who can reach a gateway.
+    Open,
+    /// Only holders of an invite code from an admin.
+    Invite,
+    /// No one; admins create accounts.
+    Closed,
+}
+
+impl RegistrationMode {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationMode::Open => "open",
+            RegistrationMode::Invite => "invite",
+            RegistrationMode::Closed => "closed",
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A `tracing` filter directive, e.g. `info` or `info,confab_node=debug`;
+    /// `RUST_LOG` overrides it.
+    pub level: String,
+    /// One JSON object per line instead of human-readable text.
+    pub json: bool,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` is served.
+    pub enabled: bool,
+    /// TCP address of the metrics endpoint.
+    pub listen: SocketAddr,
+}
+
+/// `[welcome_bot]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WelcomeBotConfig {
+    /// Whether new users are greeted and shown around.
+    pub enabled: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node: NodeSection {
+                name: "local".into(),
+                data_dir: PathBuf::from("./data"),
+            },
+            federation: FederationConfig {
+                listen: loopback(7700),
+                peers: Vec::new(),
+            },
+            client: ClientServiceConfig {
+                listen: loopback(7701),
+                gateways: Vec::new(),
+            },
+            gateway: EmbeddedGatewayConfig {
+                enabled: true,
+                listen: loopback(8080),
+            },
+            limits: LimitsConfig {
+                max_upload_bytes: 25 * 1024 * 1024,
+                messages_per_minute: 60,
+            },
+            registration: RegistrationConfig {
+                mode: RegistrationMode::Open,
+            },
+            log: LogConfig {
+                level: "info".into(),
+                json: false,
+            },
+            metrics: MetricsConfig {
+                enabled: true,
+                listen: loopback(9100),
+            },
+            welcome_bot: WelcomeBotConfig { enabled: true },
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Loads the configuration: the embedded defaults if `path` is `None`,
+    /// else the file, which must exist.
+    pub fn load(path: Option<&Path>) -> Result<NodeConfig> {
+        let Some(path) = path else {
+            return Ok(NodeConfig::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        NodeConfig::from_toml(&text, path)
+    }
+
+    /// Parses and validates TOML text; `file` is only used in errors.
+    pub fn from_toml(text: &str, file: &Path) -> Result<NodeConfig> {
+        let raw: file::Root = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+        Checker { file }.node_config(raw)
+    }
+}
+
+/// The file's shape. Every struct has defaults for every key and rejects
+/// unknown keys, so a typo is an error instead of a silently ignored setting.
+mod file {
+    use serde::Deserialize;
+
+    use super::NodeConfig;
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Root {
+        pub(super) node: Node,
+        pub(super) federation: Federation,
+        pub(super) client: Client,
+        pub(super) gateway: Gateway,
+        pub(super) limits: Limits,
+        pub(super) registration: Registration,
+        pub(super) log: Log,
+        pub(super) metrics: Metrics,
+        pub(super) welcome_bot: WelcomeBot,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Node {
+        pub(super) name: String,
+        pub(super) data_dir: std::path::PathBuf,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Federation {
+        pub(super) listen: String,
+        pub(super) peers: Vec<Peer>,
+    }
+
+    /// No defaults: a peer without a key or an address means nothing.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Peer {
+        pub(super) node: String,
+        pub(super) addr: String,
+        #[serde(default)]
+        pub(super) name: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Client {
+        pub(super) listen: String,
+        pub(super) gateways: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Gateway {
+        pub(super) enabled: bool,
+        pub(super) listen: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Limits {
+        pub(super) max_upload_bytes: u64,
+        pub(super) messages_per_minute: u32,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Registration {
+        pub(super) mode: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Log {
+        pub(super) level: String,
+        pub(super) json: bool,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Metrics {
+        pub(super) enabled: bool,
+        pub(super) listen: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct WelcomeBot {
+        pub(super) enabled: bool,
+    }
+
+    // The file's defaults are the typed defaults, written out, so there is
+    // one list of default values.
+    impl Default for Root {
+        fn default() -> Self {
+            let d = NodeConfig::default();
+            Root {
+                node: Node {
+                    name: d.node.name,
+                    data_dir: d.node.data_dir,
+                },
+                federation: Federation {
+                    listen: d.federation.listen.to_string(),
+                    peers: Vec::new(),
+                },
+                client: Client {
+                    listen: d.client.listen.to_string(),
+                    gateways: Vec::new(),
+                },
+                gateway: Gateway {
+                    enabled: d.gateway.enabled,
+                    listen: d.gateway.listen.to_string(),
+                },
+                limits: Limits {
+                    max_upload_bytes: d.limits.max_upload_bytes,
+                    messages_per_minute: d.limits.messages_per_minute,
+                },
+                registration: Registration {
+                    mode: d.registration.mode.as_str().into(),
+                },
+                log: Log {
+                    level: d.log.level,
+                    json: d.log.json,
+                },
+                metrics: Metrics {
+                    enabled: d.metrics.enabled,
+                    listen: d.metrics.listen.to_string(),
+                },
+                welcome_bot: WelcomeBot {
+                    enabled: d.welcome_bot.enabled,
+                },
+            }
+        }
+    }
+
+    macro_rules! default_from_root {
+        ($($ty:ident => $field:ident),* $(,)?) => {
+            $(impl Default for $ty {
+                fn default() -> Self {
+                    Root::default().$field
+                }
+            })*
+        };
+    }
+    default_from_root!(
+        Node => node,
+        Federation => federation,
+        Client => client,
+        Gateway => gateway,
+        Limits => limits,
+        Registration => registration,
+        Log => log,
+        Metrics => metrics,
+        WelcomeBot => welcome_bot,
+    );
+}
+
+/// Turns the file's values into typed ones; every error names `file` and
+/// the dotted key.
+struct Checker<'a> {
+    file: &'a Path,
+}
+
+impl Checker<'_> {
+    fn err(&self, key: &str, reason: impl std::fmt::Display) -> Error {
+        Error::Config {
+            file: self.file.to_owned(),
+            key: key.to_owned(),
+            reason: format!("`{key}`: {reason}"),
+        }
+    }
+
+    fn node_config(&self, raw: file::Root) -> Result<NodeConfig> {
+        let config = NodeConfig {
+            node: NodeSection {
+                name: self.name("node.name", raw.node.name)?,
+                data_dir: self.data_dir("node.data_dir", raw.node.data_dir)?,
+            },
+            federation: FederationConfig {
+                listen: self.socket_addr("federation.listen", &raw.federation.listen)?,
+                peers: self.peers(raw.federation.peers)?,
+            },
+            client: ClientServiceConfig {
+                listen: self.socket_addr("client.listen", &raw.client.listen)?,
+                gateways: self.node_ids("client.gateways", &raw.client.gateways)?,
+            },
+            gateway: EmbeddedGatewayConfig {
+                enabled: raw.gateway.enabled,
+                listen: self.socket_addr("gateway.listen", &raw.gateway.listen)?,
+            },
+            limits: LimitsConfig {
+                max_upload_bytes: self
+                    .positive("limits.max_upload_bytes", raw.limits.max_upload_bytes)?,
+                messages_per_minute: self
+                    .positive("limits.messages_per_minute", raw.limits.messages_per_minute)?,
+            },
+            registration: RegistrationConfig {
+                mode: self.registration_mode("registration.mode", &raw.registration.mode)?,
+            },
+            log: LogConfig {
+                level: self.log_level("log.level", raw.log.level)?,
+                json: raw.log.json,
+            },
+            metrics: MetricsConfig {
+                enabled: raw.metrics.enabled,
+                listen: self.socket_addr("metrics.listen", &raw.metrics.listen)?,
+            },
+            welcome_bot: WelcomeBotConfig {
+                enabled: raw.welcome_bot.enabled,
+            },
+        };
+        // Both are TCP listeners in this process.
+        if config.gateway.enabled
+            && config.metrics.enabled
+            && config.gateway.listen == config.metrics.listen
+        {
+            return Err(self.err(
+                "metrics.listen",
+                format!(
+                    "{} is also `gateway.listen`; they need different ports",
+                    config.metrics.listen
+                ),
+            ));
+        }
+        Ok(config)
+    }
+
+    fn name(&self, key: &str, name: String) -> Result<String> {
+        if name.is_empty() || name.len() > MAX_NODE_NAME_LEN {
+            return Err(self.err(
+                key,
+                format!(
+                    "must be 1 to {MAX_NODE_NAME_LEN} bytes long, got {}",
+                    name.len()
+                ),
+            ));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(self.err(key, format!("{name:?} may only contain a-z, 0-9 and '-'")));
+        }
+        Ok(name)
+    }
+
+    fn data_dir(&self, key: &str, dir: PathBuf) -> Result<PathBuf> {
+        if dir.as_os_str().is_empty() {
+            return Err(self.err(key, "must not be empty"));
+        }
+        Ok(dir)
+    }
+
+    fn socket_addr(&self, key: &str, text: &str) -> Result<SocketAddr> {
+        text.parse().map_err(|_| {
+            self.err(
+                key,
+                format!("{text:?} is not an IP address and port, e.g. \"127.0.0.1:7700\""),
+            )
+        })
+    }
+
+    /// `host:port` where the host may be a DNS name (resolved when dialling).
+    fn host_port(&self, key: &str, text: &str) -> Result<String> {
+        if text.parse::<SocketAddr>().is_ok() {
+            return Ok(text.to_owned());
+        }
+        let bad = || {
+            self.err(
+                key,
+                format!("{text:?} is not host:port, e.g. \"peer.example.org:7700\""),
+            )
+        };
+        let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !host_ok || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(bad());
+        }
+        Ok(text.to_owned())
+    }
+
+    fn node_id(&self, key: &str, text: &str) -> Result<NodeId> {
+        text.parse().map_err(|e| self.err(key, e))
+    }
+
+    fn node_ids(&self, key: &str, texts: &[String]) -> Result<Vec<NodeId>> {
+        let mut seen = HashSet::new();
+        let mut ids = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            let key = format!("{key}[{i}]");
+            let id = self.node_id(&key, text)?;
+            if !seen.insert(id) {
+                return Err(self.err(&key, format!("{text} is listed twice")));
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    fn peers(&self, raw: Vec<file::Peer>) -> Result<Vec<PeerConfig>> {
+        let mut seen = HashSet::new();
+        let mut peers = Vec::with_capacity(raw.len());
+        for (i, peer) in raw.into_iter().enumerate() {
+            let key = |field: &str| format!("federation.peers[{i}].{field}");
+            let node = self.node_id(&key("node"), &peer.node)?;
+            if !seen.insert(node) {
+                return Err(self.err(&key("node"), format!("{node} is already an earlier peer")));
+            }
+            let addr = self.host_port(&key("addr"), &peer.addr)?;
+            let name = match peer.name {
+                Some(name) => Some(self.name(&key("name"), name)?),
+                None => None,
+            };
+            peers.push(PeerConfig { node, addr, name });
+        }
+        Ok(peers)
+    }
+
+    fn positive<T: Default + PartialOrd + std::fmt::Display>(&self, key: &str, v: T) -> Result<T> {
+        if v <= T::default() {
+            return Err(self.err(key, format!("must be greater than 0, got {v}")));
+        }
+        Ok(v)
+    }
+
+    fn registration_mode(&self, key: &str, text: &str) -> Result<RegistrationMode> {
+        match text {
+            "open" => Ok(RegistrationMode::Open),
+            "invite" => Ok(RegistrationMode::Invite),
+            "closed" => Ok(RegistrationMode::Closed),
+            _ => Err(self.err(
+                key,
+                format!("{text:?} is not one of \"open\", \"invite\", \"closed\""),
+            )),
+        }
+    }
+
+    fn log_level(&self, key: &str, level: String) -> Result<String> {
+        if level.trim().is_empty() || level.contains(char::is_whitespace) {
+            return Err(self.err(
+                key,
+                format!("{level:?} is not a filter like \"info\" or \"info,confab_node=debug\""),
+            ));
+        }
+        Ok(level)
+    }
+}
+
+/// Wraps a TOML syntax or shape error with the file, the key it concerns and
+/// its line and column.
+fn toml_error(file: &Path, text: &str, err: &toml::de::Error) -> Error {
+    let message = err.message().trim_end();
+    let (key, position) = match err.span() {
+        Some(span) => {
+            let (line, column) = toml_path::line_column(text, span.start);
+            (
+                toml_path::key_at(text, span.start),
+                format!(" at line {line} column {column}"),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
+    let reason = match toml_path::unknown_field(message) {
+        Some(expected) => format!("unknown key `{key}`{position} (expected one of: {expected})"),
+        None if key.is_empty() => format!("{message}{position}"),
+        None => format!("`{key}`{position}: {message}"),
+    };
+    Error::Config {
+        file: file.to_owned(),
+        key,
+        reason,
+    }
+}
+
+/// Finds which key a byte offset in a TOML document belongs to, for error
+/// messages: toml's errors carry a span but name at most the last key
+/// segment. A lenient scanner, not a parser: on odd input it gives a less
+/// precise path, never a panic.
+mod toml_path {
+    /// `unknown field `x`, expected one of `a`, `b`` → "`a`, `b`".
+    pub(super) fn unknown_field(message: &str) -> Option<&str> {
+        let rest = message.strip_prefix("unknown field `")?;
+        let (_, rest) = rest.split_once('`')?;
+        Some(
+            rest.strip_prefix(", expected one of ")
+                .or_else(|| rest.strip_prefix(", expected "))
+                .unwrap_or("no keys here"),
+        )
+    }
+
+    /// 1-based line and column (in characters) of `offset`.
+    pub(super) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+        let before = &text.as_bytes()[..offset.min(text.len())];
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        (line, column)
+    }
+
+    enum Frame {
+        /// Inside `[ … ]`: the array's path and the current element.
+        Array { path: String, index: usize },
+        /// Inside `{ … }`: the table's path and its key being assigned.
+        Inline { path: String, key: String },
+    }
+
+    /// The dotted path (`federation.peers[1].node`) of the key or value at
+    /// `offset`.
+    pub(super) fn key_at(text: &str, offset: usize) -> String {
+        let b = text.as_bytes();
+        let mut table = String::new();
+        let mut array_tables = std::collections::HashMap::<String, usize>::new();
+        let mut top_key = String::new();
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut expect_key = true;
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            match c {
+                b' ' | b'\t' | b'\r' => i += 1,
+                b'#' => i = skip_line(b, i),
+                b'\n' => {
+                    if stack.is_empty() {
+                        expect_key = true;
+                    }
+                    i += 1;
+                }
+                // A table header: only at the top level, where a key may start.
+                b'[' if stack.is_empty() && expect_key => {
+                    let double = b.get(i + 1) == Some(&b'[');
+                    let start = i + if double { 2 } else { 1 };
+                    let end = find(b, start, b']');
+                    let name = normalise_key(slice(text, start, end));
+                    if double {
+                        let n = array_tables.entry(name.clone()).or_insert(0);
+                        table = format!("{name}[{n}]");
+                        *n += 1;
+                    } else {
+                        table = name.clone();
+                    }
+                    if offset < end + if double { 2 } else { 1 } {
+                        return name;
+                    }
+                    top_key.clear();
+                    i = skip_line(b, end);
+                }
+                b'=' => {
+                    expect_key = false;
+                    i += 1;
+                }
+                b',' => {
+                    match stack.last_mut() {
+                        Some(Frame::Array { index, .. }) => *index += 1,
+                        Some(Frame::Inline { .. }) => expect_key = true,
+                        None => {}
+                    }
+                    i += 1;
+                }
+                b']' | b'}' => {
+                    stack.pop();
+                    expect_key = false;
+                    i += 1;
+                }
+                _ if expect_key => {
+                    let end = key_end(b, i).max(i + 1);
+                    let key = normalise_key(slice(text, i, end));
+                    if offset < end {
+                        return join(&container_path(&table, &stack), &key);
+                    }
+                    match stack.last_mut() {
+                        Some(Frame::Inline { key: k, .. }) => *k = key,
+                        _ => top_key = key,
+                    }
+                    i = end;
+                }
+                _ => {
+                    // A value: its path is the key it is assigned to, or
+                    // the array element it is.
+                    let path = value_path(&table, &top_key, &stack);
+                    if offset <= i {
+                        return path;
+                    }
+                    match c {
+                        b'[' => {
+                            stack.push(Frame::Array { path, index: 0 });
+                            i += 1;
+                        }
+                        b'{' => {
+                            stack.push(Frame::Inline {
+                                path,
+                                key: String::new(),
+                            });
+                            expect_key = true;
+                            i += 1;
+                        }
+                        _ => {
+                            let end = value_end(b, i).max(i + 1);
+                            if offset < end {
+                                return path;
+                            }
+                            i = end;
+                        }
+                    }
+                }
+            }
+        }
+        value_path(&table, &top_key, &stack)
+    }
+
+    fn value_path(table: &str, top_key: &str, stack: &[Frame]) -> String {
+        match stack.last() {
+            Some(Frame::Array { path, index }) => format!("{path}[{index}]"),
+            Some(Frame::Inline { path, key }) => join(path, key),
+            None => join(table, top_key),
+        }
+    }
+
+    fn container_path(table: &str, stack: &[Frame]) -> String {
+        match stack.last() {
+            Some(Frame::Array { path, index }) => format!("{path}[{index}]"),
+            Some(Frame::Inline { path, .. }) => path.clone(),
+            None => table.to_owned(),
+        }
+    }
+
+    fn join(prefix: &str, key: &str) -> String {
+        match (prefix.is_empty(), key.is_empty()) {
+            (true, _) => key.to_owned(),
+            (false, true) => prefix.to_owned(),
+            (false, false) => format!("{prefix}.{key}"),
+        }
+    }
+
+    fn slice(text: &str, start: usize, end: usize) -> &str {
+        text.get(start..end.min(text.len())).unwrap_or("")
+    }
+
+    /// `a . "b"` → `a.b`.
+    fn normalise_key(key: &str) -> String {
+        key.split('.')
+            .map(|part| part.trim().trim_matches(|c| c == '"' || c == '\''))
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// First `what` or newline at or after `from`, else the end.
+    fn find(b: &[u8], from: usize, what: u8) -> usize {
+        b.get(from..)
+            .and_then(|rest| rest.iter().position(|&c| c == what || c == b'\n'))
+            .map_or(b.len(), |p| from + p)
+    }
+
+    fn skip_line(b: &[u8], from: usize) -> usize {
+        find(b, from, b'\n')
+    }
+
+    /// End of a (possibly dotted, possibly quoted) key: the `=` or the line end.
+    fn key_end(b: &[u8], from: usize) -> usize {
+        let mut i = from;
+        while i < b.len() && !matches!(b[i], b'=' | b'\n' | b',' | b'}') {
+            i = if matches!(b[i], b'"' | b'\'') {
+                string_end(b, i)
+            } else {
+                i + 1
+            };
+        }
+        i
+    }
+
+    /// End of a scalar value (string, number, bool, date).
+    fn value_end(b: &[u8], from: usize) -> usize {
+        if matches!(b[from], b'"' | b'\'') {
+            return string_end(b, from);
+        }
+        let mut i = from;
+        while i < b.len() && !matches!(b[i], b',' | b']' | b'}' | b'\n' | b'#') {
+            i += 1;
+        }
+        i
+    }
+
+    /// End (exclusive) of the string starting at `from`, single- or
+    /// triple-quoted, basic (with escapes) or literal.
+    fn string_end(b: &[u8], from: usize) -> usize {
+        let q = b[from];
+        let triple = b.get(from..from + 3) == Some(&[q, q, q][..]);
+        let mut i = from + if triple { 3 } else { 1 };
+        while i < b.len() {
+            if q == b'"' && b[i] == b'\\' {
+                i += 2;
+                continue;
+            }
+            if !triple && b[i] == b'\n' {
+                return i;
+            }
+            if b[i] == q && (!triple || b.get(i..i + 3) == Some(&[q, q, q][..])) {
+                return i + if triple { 3 } else { 1 };
+            }
+            i += 1;
+        }
+        b.len()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn at(text: &str, needle: &str) -> String {
+            key_at(text, text.find(needle).unwrap())
+        }
+
+        #[test]
+        fn paths_of_keys_and_values() {
+            let text = r#"
+top = 1 # comment with [brackets] and = signs
+[federation]
+listen = "127.0.0.1:1" # "quoted"
+peers = [
+  { node = "n0", addr = "a,}]0" },
+  { node = "n1", "addr" = 'x', nmae = 3 },
+]
+[a . "b"]
+c = """multi
+line ] } ,
+"""
+d = [[1, 2], [3, "x4"]]
+[[arr]]
+e = 1
+[[arr]]
+f = 2
+"#;
+            assert_eq!(at(text, "top"), "top");
+            assert_eq!(at(text, "listen"), "federation.listen");
+            assert_eq!(at(text, "\"127"), "federation.listen");
+            assert_eq!(at(text, "peers"), "federation.peers");
+            assert_eq!(at(text, "node = \"n0\""), "federation.peers[0].node");
+            assert_eq!(at(text, "\"n0\""), "federation.peers[0].node");
+            assert_eq!(at(text, "\"n1\""), "federation.peers[1].node");
+            assert_eq!(at(text, "'x'"), "federation.peers[1].addr");
+            assert_eq!(at(text, "nmae"), "federation.peers[1].nmae");
+            assert_eq!(at(text, "a . \"b\""), "a.b");
+            assert_eq!(at(text, "c ="), "a.b.c");
+            assert_eq!(at(text, "d = [["), "a.b.d");
+            assert_eq!(at(text, "\"x4\""), "a.b.d[1][1]");
+            assert_eq!(at(text, "e = 1"), "arr[0].e");
+            assert_eq!(at(text, "f = 2"), "arr[1].f");
+        }
+
+        #[test]
+        fn odd_input_does_not_panic() {
+            let texts = [
+                "",
+                "[",
+                "[[",
+                "a",
+                "a =",
+                "a = [",
+                "a = {",
+                "a = \"",
+                "a = '''",
+                "é = ]}",
+                "a = \"\\",
+                "[x]]\n]\n}",
+                "a = [}]",
+            ];
+            for text in texts {
+                for offset in 0..=text.len() + 2 {
+                    key_at(text, offset);
+                    line_column(text, offset);
+                }
+            }
+        }
+
+        #[test]
+        fn line_and_column() {
+            assert_eq!(line_column("a\nbé = c", 6), (2, 4));
+            assert_eq!(line_column("ab", 100), (1, 3));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let parsed = NodeConfig::from_toml("", Path::new("empty.toml")).unwrap();
+        assert_eq!(parsed, NodeConfig::default());
+    }
+}

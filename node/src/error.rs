@@ -1,0 +1,68 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can stop a node from starting or serving.
+///
+/// Expected outcomes of normal operation (a peer that is not pinned, a
+/// malformed frame from the network) are not errors of this type: they are
+/// handled where they happen and at most logged. This type is for failures
+/// an operator has to see, so every variant names the file, key or component
+/// involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory could not be read, written or created.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node key file exists but cannot be used (bad format or unsafe
+    /// permissions). The node refuses to start rather than make a new identity.
+    #[error("node key file {}: {reason}", path.display())]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// The configuration has an unknown key, a value of the wrong type or a
+    /// value that does not validate.
+    #[error("{}: {reason}", file.display())]
+    Config {
+        /// The configuration file (or `<defaults>` for the embedded defaults).
+        file: PathBuf,
+        /// The dotted key, e.g. `federation.peers[0].node`; empty when the
+        /// file does not parse at all.
+        key: String,
+        /// What is wrong; names the key and, where known, the line and column.
+        reason: String,
+    },
+    /// Making the node's TLS certificate from its key failed.
+    #[error("cannot make the node certificate: {reason}")]
+    Certificate {
+        /// What failed.
+        reason: String,
+    },
+    /// rustls refused the TLS configuration.
+    #[error("TLS configuration: {source}")]
+    Tls {
+        /// The rustls error.
+        #[from]
+        source: rustls::Error,
+    },
+    /// quinn refused the TLS configuration for QUIC (e.g. no TLS 1.3 suite
+    /// usable for QUIC's initial packets).
+    #[error("QUIC crypto configuration: {reason}")]
+    QuicCrypto {
+        /// What quinn reported.
+        reason: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,2 @@
+//! Shared helpers for Confab's integration tests.
+#![warn(missing_docs, unreachable_pub)]

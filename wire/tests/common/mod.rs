@@ -1,0 +1,73 @@
+//! Fixed sample data shared by the vector and property tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use confab_wire::event::{
+    Attachment, CreateRoom, MessageContent, ROOM_VERSION, Setting, Visibility,
+};
+use confab_wire::{
+    BlobId, Content, ContentHash, EventHeader, EventKind, NodeKey, UserId, VerifiedEvent,
+};
+
+/// The node key every vector is signed with (ed25519 signing is deterministic).
+pub(crate) fn key() -> NodeKey {
+    NodeKey::from_secret(&[7u8; 32])
+}
+
+/// `@alice` on the vector node.
+pub(crate) fn alice() -> UserId {
+    UserId::new(key().node_id(), "alice").unwrap()
+}
+
+/// The sample room's create event.
+pub(crate) fn create_event() -> VerifiedEvent {
+    let header = EventHeader {
+        room: None,
+        author: alice(),
+        kind: EventKind::Create(CreateRoom {
+            version: ROOM_VERSION,
+            direct: false,
+            settings: vec![
+                Setting::Name("general".into()),
+                Setting::Topic("Say hi".into()),
+                Setting::Visibility(Visibility::Public),
+            ],
+        }),
+        prev: vec![],
+        depth: 0,
+        origin_seq: 1,
+        origin_prev: None,
+        ts: 1_700_000_000_000,
+        content_hash: ContentHash([0; 32]),
+    };
+    key().sign_event(header, &Content::Empty).unwrap()
+}
+
+/// A message with every content field set, following the create event.
+pub(crate) fn message_event() -> VerifiedEvent {
+    let create = create_event();
+    let header = EventHeader {
+        room: Some(create.room()),
+        author: alice(),
+        kind: EventKind::Message,
+        prev: vec![create.id()],
+        depth: 1,
+        origin_seq: 2,
+        origin_prev: Some(create.id()),
+        ts: 1_700_000_000_500,
+        content_hash: ContentHash([0; 32]),
+    };
+    let content = Content::Message(MessageContent {
+        body: "**hello** world".into(),
+        reply_to: Some(create.id()),
+        thread: None,
+        mentions: vec![alice()],
+        attachments: vec![Attachment {
+            blob: BlobId([9; 32]),
+            size: 1234,
+            mime: "image/png".into(),
+            name: "cat.png".into(),
+            dimensions: Some((64, 48)),
+        }],
+    });
+    key().sign_event(header, &content).unwrap()
+}
