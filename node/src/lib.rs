@@ -10,6 +10,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod identity;
 pub mod tls;
