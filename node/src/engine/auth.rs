@@ -136,6 +136,16 @@ pub struct TargetInfo {
     pub is_message: bool,
     /// It was accepted at its place.
     pub accepted: bool,
+    /// An accepted redaction of it sorts before the event being judged.
+    pub redacted: bool,
+}
+
+/// What the rules ask of the room's history, as of the event being judged.
+pub trait Lookup {
+    /// The target message, if held.
+    fn target(&self, id: &EventId) -> Option<TargetInfo>;
+    /// Whether `user` has an active `emoji` reaction on `target`.
+    fn reacted(&self, target: &EventId, user: &UserId, emoji: &str) -> bool;
 }
 
 /// The author as the rules see them: state plus overlay.
@@ -227,16 +237,12 @@ fn may_sanction(
     Ok(())
 }
 
-fn message_target(
-    target: &EventId,
-    lookup: &dyn Fn(&EventId) -> Option<TargetInfo>,
-    state: &RoomState,
-) -> Result<TargetInfo, Rejection> {
-    let info = lookup(target).ok_or(Rejection::BadTarget)?;
+fn message_target(target: &EventId, lookup: &dyn Lookup) -> Result<TargetInfo, Rejection> {
+    let info = lookup.target(target).ok_or(Rejection::BadTarget)?;
     if !info.is_message || !info.accepted {
         return Err(Rejection::BadTarget);
     }
-    if state.redacted.contains(target) {
+    if info.redacted {
         return Err(Rejection::Redacted);
     }
     Ok(info)
@@ -247,7 +253,7 @@ pub fn judge(
     state: &RoomState,
     ev: &EventMeta,
     overlay: &Overlay,
-    lookup: &dyn Fn(&EventId) -> Option<TargetInfo>,
+    lookup: &dyn Lookup,
 ) -> Result<(), Rejection> {
     let a = actor(state, ev, overlay);
     if a.membership == Membership::Banned {
@@ -338,7 +344,7 @@ pub fn judge(
             joined(&a)?;
             need(&a, Permissions::MESSAGE_SEND)?;
             not_muted(&a)?;
-            let t = message_target(target, lookup, state)?;
+            let t = message_target(target, lookup)?;
             if t.author != ev.author {
                 return Err(Rejection::NotAuthor);
             }
@@ -346,7 +352,7 @@ pub fn judge(
         }
         EventKind::Redact { target } => {
             joined(&a)?;
-            let t = message_target(target, lookup, state)?;
+            let t = message_target(target, lookup)?;
             if t.author != ev.author {
                 need(&a, Permissions::MESSAGE_DELETE)?;
             }
@@ -356,21 +362,15 @@ pub fn judge(
             joined(&a)?;
             need(&a, Permissions::MESSAGE_SEND)?;
             not_muted(&a)?;
-            message_target(target, lookup, state)?;
-            if state
-                .reactions
-                .contains(&(*target, ev.author.clone(), emoji.clone()))
-            {
+            message_target(target, lookup)?;
+            if lookup.reacted(target, &ev.author, emoji) {
                 return Err(Rejection::AlreadyReacted);
             }
             Ok(())
         }
         EventKind::Unreact { target, emoji } => {
             joined(&a)?;
-            if !state
-                .reactions
-                .contains(&(*target, ev.author.clone(), emoji.clone()))
-            {
+            if !lookup.reacted(target, &ev.author, emoji) {
                 return Err(Rejection::NotReacted);
             }
             Ok(())
@@ -378,7 +378,7 @@ pub fn judge(
         EventKind::Pin { target } => {
             joined(&a)?;
             need(&a, Permissions::MESSAGE_PIN)?;
-            message_target(target, lookup, state)?;
+            message_target(target, lookup)?;
             if state.pins.contains(target) {
                 return Err(Rejection::AlreadyPinned);
             }
@@ -489,21 +489,9 @@ pub fn apply(state: &mut RoomState, ev: &EventMeta) {
         EventKind::Unban { target } => {
             state.members.insert(target.clone(), Membership::Left);
         }
-        EventKind::Redact { target } => {
-            state.redacted.insert(*target);
-            state.pins.retain(|p| p != target);
-            state.reactions.retain(|(e, _, _)| e != target);
-        }
-        EventKind::React { target, emoji } => {
-            state
-                .reactions
-                .insert((*target, ev.author.clone(), emoji.clone()));
-        }
-        EventKind::Unreact { target, emoji } => {
-            state
-                .reactions
-                .remove(&(*target, ev.author.clone(), emoji.clone()));
-        }
+        EventKind::Redact { target } => state.pins.retain(|p| p != target),
+        // Reactions live in the history's relation index.
+        EventKind::React { .. } | EventKind::Unreact { .. } => {}
         EventKind::Pin { target } => state.pins.push(*target),
         EventKind::Unpin { target } => state.pins.retain(|p| p != target),
         EventKind::RoleDefine { role, permissions } => {

@@ -120,6 +120,19 @@ impl EventMeta {
         self.author.node()
     }
 
+    /// The message this event relates to (edit, redaction, reaction, pin).
+    pub fn relation_target(&self) -> Option<EventId> {
+        match &self.kind {
+            EventKind::Edit { target }
+            | EventKind::Redact { target }
+            | EventKind::React { target, .. }
+            | EventKind::Unreact { target, .. }
+            | EventKind::Pin { target }
+            | EventKind::Unpin { target } => Some(*target),
+            _ => None,
+        }
+    }
+
     /// The sanction this event claims, if it is one.
     fn claim(&self) -> Option<(UserId, u64)> {
         match &self.kind {
@@ -193,39 +206,158 @@ pub enum Admission {
     },
 }
 
-#[derive(Clone, Debug)]
-struct Entry {
-    meta: Arc<EventMeta>,
-    verdict: Verdict,
+/// Where the engine keeps a room's events, verdicts and checkpoints: in
+/// memory ([`MemHistory`]) for tests and simulation, in sled for a node.
+/// Reads must see the engine's own writes at once.
+pub trait History {
+    /// Header data of a held event.
+    fn meta(&self, id: &EventId) -> Option<Arc<EventMeta>>;
+    /// An event's verdict.
+    fn verdict(&self, id: &EventId) -> Option<Verdict>;
+    /// Records a new event with its verdict.
+    fn insert(&mut self, meta: Arc<EventMeta>, verdict: Verdict);
+    /// Changes an event's verdict.
+    fn set_verdict(&mut self, id: &EventId, verdict: Verdict);
+    /// Positions in room order from `from` (inclusive) to the tip.
+    fn positions_from(&self, from: Position) -> Vec<Position>;
+    /// Events of `origin` with sequence `from_seq` or above, ascending.
+    fn chain_from(&self, origin: &NodeId, from_seq: u64) -> Vec<(u64, EventId)>;
+    /// The checkpoint with the greatest key at or before `pos`: the state
+    /// before that key.
+    fn checkpoint_at_or_before(&self, pos: Position) -> Option<(Position, RoomState)>;
+    /// Stores a checkpoint.
+    fn put_checkpoint(&mut self, key: Position, state: RoomState);
+    /// Drops the checkpoints with keys after `key`.
+    fn drop_checkpoints_after(&mut self, key: Position);
+    /// Events that relate to `target` (edits, redactions, reactions, pins).
+    fn relations(&self, target: &EventId) -> Vec<EventId>;
 }
 
-/// One room's events, order, verdicts and state.
-#[derive(Clone, Debug)]
-pub struct RoomEngine {
-    room: RoomId,
-    create: Arc<EventMeta>,
-    entries: HashMap<EventId, Entry>,
+/// A [`History`] in memory.
+#[derive(Clone, Debug, Default)]
+pub struct MemHistory {
+    entries: HashMap<EventId, (Arc<EventMeta>, Verdict)>,
     order: BTreeSet<Position>,
-    /// origin → seq → events (more than one: a fork).
     chains: HashMap<NodeId, BTreeMap<u64, Vec<EventId>>>,
-    /// origin → first forked sequence.
-    forks: BTreeMap<NodeId, u64>,
-    /// Sanction events: position → (target, cutoff).
-    claims: BTreeMap<Position, (UserId, u64)>,
-    claims_by_target: HashMap<UserId, BTreeSet<Position>>,
-    /// Events with no children.
-    heads: BTreeSet<EventId>,
-    /// State after every event in `order`.
-    state: RoomState,
-    /// State before the keyed position.
     checkpoints: BTreeMap<Position, RoomState>,
-    since_checkpoint: u64,
+    relations: HashMap<EventId, Vec<EventId>>,
+}
+
+impl History for MemHistory {
+    fn meta(&self, id: &EventId) -> Option<Arc<EventMeta>> {
+        self.entries.get(id).map(|(m, _)| m.clone())
+    }
+
+    fn verdict(&self, id: &EventId) -> Option<Verdict> {
+        self.entries.get(id).map(|(_, v)| v.clone())
+    }
+
+    fn insert(&mut self, meta: Arc<EventMeta>, verdict: Verdict) {
+        self.order.insert(meta.position());
+        self.chains
+            .entry(*meta.origin())
+            .or_default()
+            .entry(meta.seq)
+            .or_default()
+            .push(meta.id);
+        if let Some(t) = meta.relation_target() {
+            self.relations.entry(t).or_default().push(meta.id);
+        }
+        self.entries.insert(meta.id, (meta, verdict));
+    }
+
+    fn set_verdict(&mut self, id: &EventId, verdict: Verdict) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.1 = verdict;
+        }
+    }
+
+    fn positions_from(&self, from: Position) -> Vec<Position> {
+        self.order.range(from..).copied().collect()
+    }
+
+    fn chain_from(&self, origin: &NodeId, from_seq: u64) -> Vec<(u64, EventId)> {
+        self.chains
+            .get(origin)
+            .map(|c| {
+                c.range(from_seq..)
+                    .flat_map(|(s, ids)| ids.iter().map(move |id| (*s, *id)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn checkpoint_at_or_before(&self, pos: Position) -> Option<(Position, RoomState)> {
+        self.checkpoints
+            .range(..=pos)
+            .next_back()
+            .map(|(k, s)| (*k, s.clone()))
+    }
+
+    fn put_checkpoint(&mut self, key: Position, state: RoomState) {
+        self.checkpoints.insert(key, state);
+    }
+
+    fn drop_checkpoints_after(&mut self, key: Position) {
+        let _ = self.checkpoints.split_off(&next_position(key));
+    }
+
+    fn relations(&self, target: &EventId) -> Vec<EventId> {
+        self.relations.get(target).cloned().unwrap_or_default()
+    }
+}
+
+impl MemHistory {
+    /// Event ids in room order.
+    pub fn ordered_ids(&self) -> impl DoubleEndedIterator<Item = EventId> + '_ {
+        self.order.iter().map(|p| p.id)
+    }
+}
+
+/// What the engine keeps in memory between events: small, whatever the
+/// room's size, so that a room opens without reading its history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hot {
+    /// The room's create event.
+    pub create: Arc<EventMeta>,
+    /// Events with no children.
+    pub heads: BTreeSet<EventId>,
+    /// Per origin: its highest sequence and the event(s) there.
+    pub tips: BTreeMap<NodeId, (u64, Vec<EventId>)>,
+    /// Origins caught equivocating, with the first forked sequence.
+    pub forks: BTreeMap<NodeId, u64>,
+    /// Sanction events: position → (target, cutoff).
+    pub claims: BTreeMap<Position, (UserId, u64)>,
+    /// The last position in the order.
+    pub last: Position,
+    /// Number of events held.
+    pub count: u64,
+    /// State after every event.
+    pub state: RoomState,
+    /// Events since the last checkpoint.
+    pub since_checkpoint: u64,
+}
+
+/// One room's order, verdicts and state over a [`History`].
+#[derive(Debug)]
+pub struct RoomEngine<H: History = MemHistory> {
+    room: RoomId,
+    history: H,
+    hot: Hot,
+    claims_by_target: HashMap<UserId, BTreeSet<Position>>,
     held: BTreeMap<(u64, EventId), VerifiedEvent>,
 }
 
-impl RoomEngine {
-    /// Starts a room from its create event.
+impl RoomEngine<MemHistory> {
+    /// Starts a room from its create event, in memory.
     pub fn new(create: &VerifiedEvent) -> Result<Self, Refusal> {
+        Self::create(create, MemHistory::default())
+    }
+}
+
+impl<H: History> RoomEngine<H> {
+    /// Starts a room from its create event in an empty history.
+    pub fn create(create: &VerifiedEvent, mut history: H) -> Result<Self, Refusal> {
         let h = create.header();
         let EventKind::Create(c) = &h.kind else {
             return Err(Refusal::NotCreate);
@@ -234,34 +366,38 @@ impl RoomEngine {
         let room = create.room();
         let mut state = RoomState::new(room, h.author.clone(), c.direct, h.origin_seq);
         state.apply_settings(&c.settings);
-        let mut chains: HashMap<NodeId, BTreeMap<u64, Vec<EventId>>> = HashMap::new();
-        chains
-            .entry(*meta.origin())
-            .or_default()
-            .insert(meta.seq, vec![meta.id]);
-        let mut engine = RoomEngine {
-            room,
+        history.insert(meta.clone(), Verdict::Accepted);
+        history.put_checkpoint(Position::AFTER_CREATE, state.clone());
+        let hot = Hot {
             create: meta.clone(),
-            entries: HashMap::from([(
-                meta.id,
-                Entry {
-                    meta: meta.clone(),
-                    verdict: Verdict::Accepted,
-                },
-            )]),
-            order: BTreeSet::from([meta.position()]),
-            chains,
+            heads: BTreeSet::from([meta.id]),
+            tips: BTreeMap::from([(*meta.origin(), (meta.seq, vec![meta.id]))]),
             forks: BTreeMap::new(),
             claims: BTreeMap::new(),
-            claims_by_target: HashMap::new(),
-            heads: BTreeSet::from([meta.id]),
-            state: state.clone(),
-            checkpoints: BTreeMap::new(),
+            last: meta.position(),
+            count: 1,
+            state,
             since_checkpoint: 0,
-            held: BTreeMap::new(),
         };
-        engine.checkpoints.insert(Position::AFTER_CREATE, state);
-        Ok(engine)
+        Ok(Self::open(history, hot))
+    }
+
+    /// Reopens a room from its history and saved hot state.
+    pub fn open(history: H, hot: Hot) -> Self {
+        let mut claims_by_target: HashMap<UserId, BTreeSet<Position>> = HashMap::new();
+        for (pos, (target, _)) in &hot.claims {
+            claims_by_target
+                .entry(target.clone())
+                .or_default()
+                .insert(*pos);
+        }
+        RoomEngine {
+            room: hot.create.id.into(),
+            history,
+            hot,
+            claims_by_target,
+            held: BTreeMap::new(),
+        }
     }
 
     /// The room's id.
@@ -271,104 +407,110 @@ impl RoomEngine {
 
     /// The state after every event held.
     pub fn state(&self) -> &RoomState {
-        &self.state
+        &self.hot.state
+    }
+
+    /// What must be saved to reopen the room without reading its history.
+    pub fn hot(&self) -> &Hot {
+        &self.hot
+    }
+
+    /// The history.
+    pub fn history(&self) -> &H {
+        &self.history
+    }
+
+    /// The history, mutably (for the store to take its pending writes).
+    pub fn history_mut(&mut self) -> &mut H {
+        &mut self.history
     }
 
     /// Number of events held (accepted or rejected).
-    pub fn len(&self) -> usize {
-        self.order.len()
+    pub fn len(&self) -> u64 {
+        self.hot.count
     }
 
     /// Never true: a room holds at least its create event.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.hot.count == 0
     }
 
     /// True if the event is held.
     pub fn contains(&self, id: &EventId) -> bool {
-        self.entries.contains_key(id)
+        self.history.meta(id).is_some()
     }
 
     /// An event's verdict.
-    pub fn verdict(&self, id: &EventId) -> Option<&Verdict> {
-        self.entries.get(id).map(|e| &e.verdict)
+    pub fn verdict(&self, id: &EventId) -> Option<Verdict> {
+        self.history.verdict(id)
     }
 
     /// An event's header data.
-    pub fn meta(&self, id: &EventId) -> Option<&EventMeta> {
-        self.entries.get(id).map(|e| &*e.meta)
+    pub fn meta(&self, id: &EventId) -> Option<Arc<EventMeta>> {
+        self.history.meta(id)
     }
 
     /// The room's current heads (events with no children), ascending.
     pub fn heads(&self) -> &BTreeSet<EventId> {
-        &self.heads
+        &self.hot.heads
     }
 
     /// The highest origin sequence held for `origin`, with its event(s).
     pub fn origin_tip(&self, origin: &NodeId) -> Option<(u64, &[EventId])> {
-        self.chains
+        self.hot
+            .tips
             .get(origin)
-            .and_then(|c| c.last_key_value())
             .map(|(s, ids)| (*s, ids.as_slice()))
     }
 
     /// Every origin's tip: the room's version vector.
     pub fn version_vector(&self) -> BTreeMap<NodeId, (u64, EventId)> {
-        self.chains
+        self.hot
+            .tips
             .iter()
-            .filter_map(|(n, c)| c.last_key_value().map(|(s, ids)| (*n, (*s, ids[0]))))
+            .map(|(n, (s, ids))| (*n, (*s, ids[0])))
             .collect()
     }
 
     /// Origins caught equivocating, with the first forked sequence.
     pub fn forks(&self) -> &BTreeMap<NodeId, u64> {
-        &self.forks
-    }
-
-    /// Event ids in room order.
-    pub fn ordered_ids(&self) -> impl DoubleEndedIterator<Item = EventId> + '_ {
-        self.order.iter().map(|p| p.id)
+        &self.hot.forks
     }
 
     /// Events of `origin` after sequence `after`, in chain order.
     pub fn origin_events_after(&self, origin: &NodeId, after: u64) -> Vec<EventId> {
-        self.chains
-            .get(origin)
-            .map(|c| {
-                c.range(after.saturating_add(1)..)
-                    .flat_map(|(_, ids)| ids.iter().copied())
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.history
+            .chain_from(origin, after.saturating_add(1))
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect()
     }
 
     /// A hash of the ordered ids with their verdicts and of the state: two
     /// nodes holding the same events have the same digest (I-4).
     pub fn digest(&self) -> [u8; 32] {
         let mut h = Sha256::new();
-        for p in &self.order {
+        for p in self.history.positions_from(self.hot.create.position()) {
             h.update(p.id.as_bytes());
-            h.update([u8::from(self.entries[&p.id].verdict.is_accepted())]);
+            let accepted = self.history.verdict(&p.id).is_some_and(|v| v.is_accepted());
+            h.update([u8::from(accepted)]);
         }
-        h.update(self.state.digest());
+        h.update(self.hot.state.digest());
         h.finalize().into()
     }
 
     /// The header fields for a new event of this node: parents, depth and
     /// origin chain. The caller fills in kind, author, ts and signs.
     pub fn next_header(&self, author: UserId, kind: EventKind, ts: u64) -> EventHeader {
-        let mut prev: Vec<EventId> = self.heads.iter().copied().collect();
+        let depth_of = |id: &EventId| self.history.meta(id).map_or(0, |m| m.depth);
+        let mut prev: Vec<EventId> = self.hot.heads.iter().copied().collect();
         if prev.len() > confab_wire::event::MAX_PREV {
             // Keep the deepest heads; the rest stay heads and are merged later.
-            prev.sort_by_key(|id| std::cmp::Reverse(self.entries[id].meta.depth));
+            prev.sort_by_key(|id| std::cmp::Reverse(depth_of(id)));
             prev.truncate(confab_wire::event::MAX_PREV);
             prev.sort();
         }
-        let depth = 1 + prev
-            .iter()
-            .map(|id| self.entries[id].meta.depth)
-            .max()
-            .unwrap_or(0);
+        let depth = 1 + prev.iter().map(depth_of).max().unwrap_or(0);
         let (origin_seq, origin_prev) = match self.origin_tip(author.node()) {
             Some((seq, ids)) => (seq + 1, Some(ids[0])),
             None => (1, None),
@@ -411,28 +553,34 @@ impl RoomEngine {
         if ev.room() != self.room {
             return Err(Refusal::WrongRoom(ev.room()));
         }
-        if self.entries.contains_key(&id) {
+        if self.history.meta(&id).is_some() {
             return Ok(Admission::Duplicate);
         }
         // Structure: parents and the origin predecessor.
-        let mut missing: Vec<EventId> = h
-            .prev
-            .iter()
-            .chain(h.origin_prev.iter())
-            .filter(|p| !self.entries.contains_key(p))
-            .copied()
-            .collect();
+        let mut parents = Vec::with_capacity(h.prev.len());
+        let mut missing = Vec::new();
+        for p in &h.prev {
+            match self.history.meta(p) {
+                Some(m) => parents.push(m),
+                None => missing.push(*p),
+            }
+        }
+        let origin_prev = match &h.origin_prev {
+            Some(op) => match self.history.meta(op) {
+                Some(m) => Some(m),
+                None => {
+                    missing.push(*op);
+                    None
+                }
+            },
+            None => None,
+        };
         if !missing.is_empty() {
             missing.sort();
             missing.dedup();
             return Err(Refusal::MissingParents(missing));
         }
-        let expected = 1 + h
-            .prev
-            .iter()
-            .map(|p| self.entries[p].meta.depth)
-            .max()
-            .unwrap_or(0);
+        let expected = 1 + parents.iter().map(|m| m.depth).max().unwrap_or(0);
         if h.depth != expected {
             return Err(Refusal::BadDepth {
                 got: h.depth,
@@ -440,8 +588,7 @@ impl RoomEngine {
             });
         }
         let origin = *h.author.node();
-        if let Some(op) = &h.origin_prev {
-            let prev = &self.entries[op].meta;
+        if let Some(prev) = &origin_prev {
             if prev.origin() != &origin || prev.seq + 1 != h.origin_seq {
                 return Err(Refusal::BrokenChain(
                     "origin_prev is not the origin's previous event",
@@ -452,12 +599,6 @@ impl RoomEngine {
                     "an origin cannot write before its own last event",
                 ));
             }
-        } else if self
-            .chains
-            .get(&origin)
-            .is_some_and(|c| !c.is_empty() && !c.contains_key(&1))
-        {
-            return Err(Refusal::BrokenChain("chain start after later events"));
         }
         // Clock.
         if h.ts > now.saturating_add(MAX_FUTURE_SKEW_MS) {
@@ -469,31 +610,31 @@ impl RoomEngine {
 
         let meta = Arc::new(EventMeta::new(id, h));
         let pos = meta.position();
-        let at_tip = self.order.last().is_none_or(|last| *last < pos);
+        let at_tip = self.hot.last < pos;
         // Insert.
-        let seq_slot = self
-            .chains
-            .entry(origin)
-            .or_default()
-            .entry(meta.seq)
-            .or_default();
-        seq_slot.push(id);
-        let forked = seq_slot.len() > 1;
+        let tip = self.hot.tips.entry(origin).or_insert((0, Vec::new()));
+        let forked = match meta.seq.cmp(&tip.0) {
+            std::cmp::Ordering::Greater => {
+                *tip = (meta.seq, vec![id]);
+                false
+            }
+            std::cmp::Ordering::Equal => {
+                tip.1.push(id);
+                true
+            }
+            // An earlier sequence arriving now: a fork of an older link.
+            std::cmp::Ordering::Less => true,
+        };
         for p in &meta.prev {
-            self.heads.remove(p);
+            self.hot.heads.remove(p);
         }
-        self.heads.insert(id);
-        self.order.insert(pos);
-        self.entries.insert(
-            id,
-            Entry {
-                meta: meta.clone(),
-                verdict: Verdict::Accepted,
-            },
-        );
+        self.hot.heads.insert(id);
+        self.hot.count += 1;
+        self.hot.last = self.hot.last.max(pos);
+        self.history.insert(meta.clone(), Verdict::Accepted);
         let claim = meta.claim();
         if let Some((target, cutoff)) = &claim {
-            self.claims.insert(pos, (target.clone(), *cutoff));
+            self.hot.claims.insert(pos, (target.clone(), *cutoff));
             self.claims_by_target
                 .entry(target.clone())
                 .or_default()
@@ -502,10 +643,11 @@ impl RoomEngine {
         let mut from = pos;
         if forked {
             let first = self
+                .hot
                 .forks
                 .get(&origin)
                 .map_or(meta.seq, |s| (*s).min(meta.seq));
-            self.forks.insert(origin, first);
+            self.hot.forks.insert(origin, first);
             if let Some(p) = self.earliest_of_origin_from(&origin, first) {
                 from = from.min(p);
             }
@@ -515,82 +657,62 @@ impl RoomEngine {
         {
             from = from.min(p);
         }
-        let fast = at_tip && from == pos && !self.forks.contains_key(&origin);
+        let fast = at_tip && from == pos && !self.hot.forks.contains_key(&origin);
         if fast {
             let verdict = self.judge_at_tip(&meta);
             if verdict.is_accepted() {
-                auth::apply(&mut self.state, &meta);
+                auth::apply(&mut self.hot.state, &meta);
             }
-            self.set_verdict(id, verdict.clone());
-            self.maybe_checkpoint_after(pos);
+            self.history.set_verdict(&id, verdict.clone());
+            self.hot.since_checkpoint += 1;
+            if self.hot.since_checkpoint >= CHECKPOINT_EVERY {
+                self.history
+                    .put_checkpoint(next_position(pos), self.hot.state.clone());
+                self.hot.since_checkpoint = 0;
+            }
             return Ok(Admission::Applied {
                 verdict,
                 changed: Vec::new(),
             });
         }
         let mut changed = self.refold(from);
-        let verdict = self.entries[&id].verdict.clone();
+        let verdict = self.history.verdict(&id).unwrap_or(Verdict::Accepted);
         changed.retain(|(e, _)| *e != id);
         Ok(Admission::Applied { verdict, changed })
     }
 
-    fn set_verdict(&mut self, id: EventId, verdict: Verdict) {
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.verdict = verdict;
-        }
-    }
-
     fn judge_at_tip(&self, meta: &EventMeta) -> Verdict {
-        if let Some(s) = self.forks.get(meta.origin())
+        if let Some(s) = self.hot.forks.get(meta.origin())
             && meta.seq >= *s
         {
             return Verdict::Rejected(Rejection::Equivocation { seq: *s });
         }
-        let lookup = |t: &EventId| self.target_info(t, &HashMap::new());
-        match auth::judge(&self.state, meta, &Overlay::default(), &lookup) {
+        let fresh = HashMap::new();
+        let lookup = FoldLookup {
+            history: &self.history,
+            at: meta.position(),
+            fresh: &fresh,
+        };
+        match auth::judge(&self.hot.state, meta, &Overlay::default(), &lookup) {
             Ok(()) => Verdict::Accepted,
             Err(r) => Verdict::Rejected(r),
         }
     }
 
-    fn target_info(&self, t: &EventId, fresh: &HashMap<EventId, Verdict>) -> Option<TargetInfo> {
-        let e = self.entries.get(t)?;
-        let accepted = fresh.get(t).unwrap_or(&e.verdict).is_accepted();
-        Some(TargetInfo {
-            author: e.meta.author.clone(),
-            is_message: matches!(e.meta.kind, EventKind::Message),
-            accepted,
-        })
-    }
-
-    fn maybe_checkpoint_after(&mut self, pos: Position) {
-        self.since_checkpoint += 1;
-        if self.since_checkpoint >= CHECKPOINT_EVERY {
-            // Key: the position just after `pos` — the next event in any
-            // order sorts at or after (depth, id+) … use pos itself with the
-            // convention "state before key" by bumping the id.
-            let key = next_position(pos);
-            self.checkpoints.insert(key, self.state.clone());
-            self.since_checkpoint = 0;
-        }
-    }
-
     fn earliest_of_origin_from(&self, origin: &NodeId, seq: u64) -> Option<Position> {
-        self.chains
-            .get(origin)?
-            .range(seq..)
-            .flat_map(|(_, ids)| ids.iter())
-            .map(|id| self.entries[id].meta.position())
+        self.history
+            .chain_from(origin, seq)
+            .into_iter()
+            .filter_map(|(_, id)| self.history.meta(&id).map(|m| m.position()))
             .min()
     }
 
     /// The earliest event of `target` past `cutoff` that sorts before `before`.
     fn earliest_victim(&self, target: &UserId, cutoff: u64, before: Position) -> Option<Position> {
-        self.chains
-            .get(target.node())?
-            .range(cutoff.saturating_add(1)..)
-            .flat_map(|(_, ids)| ids.iter())
-            .map(|id| &self.entries[id].meta)
+        self.history
+            .chain_from(target.node(), cutoff.saturating_add(1))
+            .into_iter()
+            .filter_map(|(_, id)| self.history.meta(&id))
             .filter(|m| &m.author == target)
             .map(|m| m.position())
             .filter(|p| *p < before)
@@ -603,7 +725,7 @@ impl RoomEngine {
         // Widen the region until no sanction inside it reaches before it.
         loop {
             let mut earliest = from;
-            for (pos, (target, cutoff)) in self.claims.range(from..) {
+            for (pos, (target, cutoff)) in self.hot.claims.range(from..) {
                 if let Some(v) = self.earliest_victim(target, *cutoff, *pos) {
                     earliest = earliest.min(v);
                 }
@@ -613,31 +735,25 @@ impl RoomEngine {
             }
             from = earliest;
         }
-        let (start, base) = self
-            .checkpoints
-            .range(..=from)
-            .next_back()
-            .map(|(k, s)| (*k, s.clone()))
-            .unwrap_or_else(|| {
-                (
-                    Position::AFTER_CREATE,
-                    self.checkpoints[&Position::AFTER_CREATE].clone(),
-                )
-            });
-        let region: Vec<Position> = self.order.range(start..).copied().collect();
-        let mut in_force: BTreeSet<Position> =
-            self.claims.range(start..).map(|(p, _)| *p).collect();
+        let Some((start, base)) = self.history.checkpoint_at_or_before(from) else {
+            // The create checkpoint is always there; a history without it
+            // is corrupt, and changing nothing is the safe answer.
+            return Vec::new();
+        };
+        let region = self.history.positions_from(start);
+        let claims_in_region: Vec<Position> =
+            self.hot.claims.range(start..).map(|(p, _)| *p).collect();
+        let mut in_force: BTreeSet<Position> = claims_in_region.iter().copied().collect();
         let mut result = None;
         for _ in 0..MAX_SANCTION_ROUNDS {
-            let (verdicts, state, checkpoints) = self.fold_region(&region, base.clone(), &in_force);
-            let accepted: BTreeSet<Position> = in_force
+            let folded = self.fold_region(&region, base.clone(), &in_force);
+            let accepted: BTreeSet<Position> = claims_in_region
                 .iter()
-                .chain(self.claims.range(start..).map(|(p, _)| p))
-                .filter(|p| verdicts.get(&p.id).is_some_and(Verdict::is_accepted))
+                .filter(|p| folded.0.get(&p.id).is_some_and(Verdict::is_accepted))
                 .copied()
                 .collect();
             let stable = accepted == in_force;
-            result = Some((verdicts, state, checkpoints));
+            result = Some(folded);
             if stable {
                 break;
             }
@@ -647,29 +763,23 @@ impl RoomEngine {
             return Vec::new();
         };
         let mut changed = Vec::new();
-        for (id, v) in verdicts {
-            if let Some(e) = self.entries.get_mut(&id)
-                && e.verdict != v
-            {
-                e.verdict = v.clone();
-                changed.push((id, v));
+        for pos in &region {
+            let Some(v) = verdicts.get(&pos.id) else {
+                continue;
+            };
+            if self.history.verdict(&pos.id).as_ref() != Some(v) {
+                self.history.set_verdict(&pos.id, v.clone());
+                changed.push((pos.id, v.clone()));
             }
         }
-        changed.sort_by_key(|(id, _)| self.entries[id].meta.position());
-        self.state = state;
-        let stale: Vec<Position> = self
-            .checkpoints
-            .range(next_position(start)..)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in stale {
-            self.checkpoints.remove(&k);
+        self.hot.state = state;
+        self.history.drop_checkpoints_after(start);
+        let last_checkpoint = checkpoints.last().map(|(k, _)| *k);
+        for (k, s) in checkpoints {
+            self.history.put_checkpoint(k, s);
         }
-        self.checkpoints.extend(checkpoints);
-        self.since_checkpoint = self
-            .order
-            .range(self.checkpoints.last_key_value().map_or(start, |(k, _)| *k)..)
-            .count() as u64;
+        let since = last_checkpoint.unwrap_or(start);
+        self.hot.since_checkpoint = region.iter().filter(|p| **p >= since).count() as u64;
         changed
     }
 
@@ -688,20 +798,30 @@ impl RoomEngine {
         let mut checkpoints = Vec::new();
         let mut count = 0u64;
         for pos in region {
-            let meta = &self.entries[&pos.id].meta;
-            let verdict = if let Some(s) = self.forks.get(meta.origin()).filter(|s| meta.seq >= **s)
-            {
+            let Some(meta) = self.history.meta(&pos.id) else {
+                continue;
+            };
+            let fork = self
+                .hot
+                .forks
+                .get(meta.origin())
+                .filter(|s| meta.seq >= **s);
+            let verdict = if let Some(s) = fork {
                 Verdict::Rejected(Rejection::Equivocation { seq: *s })
             } else {
-                let overlay = self.overlay(meta, in_force);
-                let lookup = |t: &EventId| self.target_info(t, &verdicts);
-                match auth::judge(&state, meta, &overlay, &lookup) {
+                let overlay = self.overlay(&meta, in_force);
+                let lookup = FoldLookup {
+                    history: &self.history,
+                    at: *pos,
+                    fresh: &verdicts,
+                };
+                match auth::judge(&state, &meta, &overlay, &lookup) {
                     Ok(()) => Verdict::Accepted,
                     Err(r) => Verdict::Rejected(r),
                 }
             };
             if verdict.is_accepted() {
-                auth::apply(&mut state, meta);
+                auth::apply(&mut state, &meta);
             }
             verdicts.insert(pos.id, verdict);
             count += 1;
@@ -718,12 +838,13 @@ impl RoomEngine {
         let Some(positions) = self.claims_by_target.get(&meta.author) else {
             return o;
         };
-        let here = meta.position();
-        for p in positions.range(next_position(here)..) {
+        for p in positions.range(next_position(meta.position())..) {
             if !in_force.contains(p) {
                 continue;
             }
-            let claim = &self.entries[&p.id].meta;
+            let Some(claim) = self.history.meta(&p.id) else {
+                continue;
+            };
             match &claim.kind {
                 EventKind::Ban { cutoff, .. } if meta.seq > *cutoff => o.banned = true,
                 EventKind::Kick { cutoff, .. } if meta.seq > *cutoff => {
@@ -744,13 +865,74 @@ impl RoomEngine {
     /// Re-folds the whole room from its create event (for tests and audits:
     /// the result must equal the incremental state).
     pub fn refold_all(&mut self) -> Vec<(EventId, Verdict)> {
-        self.checkpoints.retain(|k, _| *k == Position::AFTER_CREATE);
+        self.history.drop_checkpoints_after(Position::AFTER_CREATE);
         self.refold(Position::AFTER_CREATE)
     }
 
-    /// The creator's meta (the create event).
+    /// The create event's header data.
     pub fn create_event(&self) -> &EventMeta {
-        &self.create
+        &self.hot.create
+    }
+}
+
+/// Answers the rules' questions about single messages as of one place in
+/// the order, seeing the verdicts of the fold in progress.
+struct FoldLookup<'a, H: History> {
+    history: &'a H,
+    at: Position,
+    fresh: &'a HashMap<EventId, Verdict>,
+}
+
+impl<H: History> FoldLookup<'_, H> {
+    fn accepted(&self, id: &EventId) -> bool {
+        match self.fresh.get(id) {
+            Some(v) => v.is_accepted(),
+            None => self.history.verdict(id).is_some_and(|v| v.is_accepted()),
+        }
+    }
+
+    /// Accepted relations of `target` that sort before the judged event.
+    fn earlier_relations(&self, target: &EventId) -> Vec<Arc<EventMeta>> {
+        let mut rel: Vec<Arc<EventMeta>> = self
+            .history
+            .relations(target)
+            .iter()
+            .filter_map(|id| self.history.meta(id))
+            .filter(|m| m.position() < self.at && self.accepted(&m.id))
+            .collect();
+        rel.sort_by_key(|m| m.position());
+        rel
+    }
+}
+
+impl<H: History> auth::Lookup for FoldLookup<'_, H> {
+    fn target(&self, id: &EventId) -> Option<TargetInfo> {
+        let meta = self.history.meta(id)?;
+        let redacted = self
+            .earlier_relations(id)
+            .iter()
+            .any(|m| matches!(m.kind, EventKind::Redact { .. }));
+        Some(TargetInfo {
+            author: meta.author.clone(),
+            is_message: matches!(meta.kind, EventKind::Message),
+            accepted: self.accepted(id),
+            redacted,
+        })
+    }
+
+    fn reacted(&self, target: &EventId, user: &UserId, emoji: &str) -> bool {
+        let mut active = false;
+        for m in self.earlier_relations(target) {
+            if &m.author != user {
+                continue;
+            }
+            match &m.kind {
+                EventKind::React { emoji: e, .. } if e == emoji => active = true,
+                EventKind::Unreact { emoji: e, .. } if e == emoji => active = false,
+                _ => {}
+            }
+        }
+        active
     }
 }
 

@@ -1,7 +1,9 @@
 //! Room state: the fold of the engine over a room's accepted events.
 //!
 //! Everything here is ordered (`BTreeMap`/`BTreeSet`) so that the digest of
-//! two equal states is equal byte for byte.
+//! two equal states is equal byte for byte. The state stays small whatever
+//! the room's history: facts about single messages (reactions, deletions)
+//! are answered from the history's relation index, not kept here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -81,10 +83,6 @@ pub struct RoomState {
     pub mutes: BTreeMap<UserId, u64>,
     /// Pinned messages, oldest pin first.
     pub pins: Vec<EventId>,
-    /// Reactions: (message, user, emoji).
-    pub reactions: BTreeSet<(EventId, UserId, String)>,
-    /// Redacted events.
-    pub redacted: BTreeSet<EventId>,
     /// Accepted events counted so far.
     pub accepted: u64,
 }
@@ -105,8 +103,6 @@ impl RoomState {
             grants: BTreeMap::new(),
             mutes: BTreeMap::new(),
             pins: Vec::new(),
-            reactions: BTreeSet::new(),
-            redacted: BTreeSet::new(),
             accepted: 1,
         };
         s.members
@@ -226,14 +222,6 @@ impl RoomState {
         }
         for p in &self.pins {
             put(p.as_bytes());
-        }
-        for (e, u, emoji) in &self.reactions {
-            put(e.as_bytes());
-            put(u.to_string().as_bytes());
-            put(emoji.as_bytes());
-        }
-        for e in &self.redacted {
-            put(e.as_bytes());
         }
         put(&self.accepted.to_be_bytes());
         h.finalize().into()

@@ -1044,6 +1044,7 @@ fn random_room(seed: u64, origins: u8, steps: usize) -> Vec<VerifiedEvent> {
         let other = all_users[rng.below(all_users.len())].clone();
         let eng = &replicas[r].engine;
         let messages: Vec<EventId> = eng
+            .history()
             .ordered_ids()
             .filter(|id| matches!(eng.meta(id).unwrap().kind, EventKind::Message))
             .collect();
@@ -1171,4 +1172,32 @@ fn random_rooms_converge_whatever_the_delivery_order() {
             assert_eq!(e.digest(), d);
         }
     }
+}
+
+/// Two different first events of one origin are a fork too, not a refusal:
+/// refusing the second would leave nodes holding different sets for good.
+#[test]
+fn two_first_events_of_an_origin_are_an_equivocation() {
+    let a = create_room(1, "alice", Visibility::Public, false);
+    let b = a.join_replica(2);
+    let bob = user(2, "bob");
+    let j1 = b.sign(&bob, EventKind::Join, T0 + 1);
+    let j2 = b.sign(&bob, EventKind::Join, T0 + 2);
+    assert_eq!(j1.header().origin_seq, 1);
+    assert_eq!(j2.header().origin_seq, 1);
+    let mut x = a.join_replica(3);
+    let mut y = a.join_replica(3);
+    x.deliver(&j1, u64::MAX / 2);
+    x.deliver(&j2, u64::MAX / 2);
+    y.deliver(&j2, u64::MAX / 2);
+    y.deliver(&j1, u64::MAX / 2);
+    for r in [&x, &y] {
+        for j in [&j1, &j2] {
+            assert_eq!(
+                r.verdict(&j.id()),
+                Verdict::Rejected(Rejection::Equivocation { seq: 1 })
+            );
+        }
+    }
+    assert_eq!(x.engine.digest(), y.engine.digest());
 }
