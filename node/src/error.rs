@@ -62,6 +62,51 @@ pub enum Error {
         /// What quinn reported.
         reason: String,
     },
+    /// The database failed.
+    #[error("store: {what}: {source}")]
+    Store {
+        /// The operation.
+        what: &'static str,
+        /// sled's error.
+        #[source]
+        source: sled::Error,
+    },
+    /// Stored bytes did not decode: the database is damaged.
+    #[error("store is damaged: {what}: {detail}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// The decoder's complaint.
+        detail: String,
+    },
+    /// The store was written by a newer version.
+    #[error(
+        "store schema {found} is newer than this version supports ({supported}); upgrade confab-node"
+    )]
+    Schema {
+        /// Found in the store.
+        found: u32,
+        /// Supported here.
+        supported: u32,
+    },
+    /// A flush to disk failed; nothing after it is acknowledged.
+    #[error("flushing the store failed: {reason}")]
+    Flush {
+        /// The I/O error.
+        reason: String,
+    },
+    /// The engine refused an event where it must not.
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// A referenced item does not exist.
+    #[error("no such {what}")]
+    NotFound {
+        /// What was looked for.
+        what: &'static str,
+    },
 }
 
 /// `Result` with this crate's [`Error`] as the default error type.

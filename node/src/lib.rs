@@ -13,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod identity;
+pub mod store;
 pub mod tls;
 
 pub use error::{Error, Result};

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use bincode::{Decode, Encode};
+
 use confab_wire::event::{EventKind, Setting};
 use confab_wire::{EventId, Permissions, UserId};
 
@@ -11,7 +13,7 @@ use super::state::{MAX_PINS, MEMBER, Membership, OWNER, RoomState};
 
 /// Why the room's rules refused an event. The event is kept (so replicas
 /// agree on the set) but never shown and has no effect.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error, Encode, Decode)]
 #[non_exhaustive]
 pub enum Rejection {
     /// The author is not a member.
@@ -65,9 +67,9 @@ pub enum Rejection {
     /// A private room needs an invitation.
     #[error("not invited")]
     NotInvited,
-    /// The target is not in a state this event can change.
+    /// The target user is not in a state this event can change.
     #[error("target user is not {0}")]
-    TargetState(&'static str),
+    TargetState(Expected),
     /// The room's creator cannot be sanctioned or demoted.
     #[error("the room's creator cannot be demoted or sanctioned")]
     CreatorProtected,
@@ -101,6 +103,36 @@ pub enum Rejection {
         /// The first sequence number that was forked.
         seq: u64,
     },
+}
+
+/// The state a target user was expected to be in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
+pub enum Expected {
+    /// Muted.
+    Muted,
+    /// Banned.
+    Banned,
+    /// Not banned.
+    Unbanned,
+    /// Joined or invited.
+    Member,
+    /// Without the role being granted.
+    WithoutRole,
+    /// Holding the role being revoked.
+    HoldingRole,
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Expected::Muted => "muted",
+            Expected::Banned => "banned",
+            Expected::Unbanned => "unbanned",
+            Expected::Member => "a member",
+            Expected::WithoutRole => "without this role",
+            Expected::HoldingRole => "holding this role",
+        })
+    }
 }
 
 /// Sanctions from later in the order that reach back to this event because
@@ -289,7 +321,7 @@ pub fn judge(
             not_muted(&a)?;
             match state.membership(target) {
                 Membership::Joined { .. } | Membership::Invited => Err(Rejection::AlreadyMember),
-                Membership::Banned => Err(Rejection::TargetState("unbanned")),
+                Membership::Banned => Err(Rejection::TargetState(Expected::Unbanned)),
                 Membership::Left => {
                     if state.direct && state.joined_or_invited() >= 2 {
                         Err(Rejection::DirectRoomFull)
@@ -316,14 +348,14 @@ pub fn judge(
             may_sanction(state, &a, target, Permissions::USER_KICK)?;
             match state.membership(target) {
                 Membership::Joined { .. } | Membership::Invited => Ok(()),
-                _ => Err(Rejection::TargetState("a member")),
+                _ => Err(Rejection::TargetState(Expected::Member)),
             }
         }
         EventKind::Ban { target, .. } => {
             joined(&a)?;
             may_sanction(state, &a, target, Permissions::USER_BAN)?;
             if state.membership(target) == Membership::Banned {
-                return Err(Rejection::TargetState("unbanned"));
+                return Err(Rejection::TargetState(Expected::Unbanned));
             }
             Ok(())
         }
@@ -331,7 +363,7 @@ pub fn judge(
             joined(&a)?;
             need(&a, Permissions::USER_BAN)?;
             if state.membership(target) != Membership::Banned {
-                return Err(Rejection::TargetState("banned"));
+                return Err(Rejection::TargetState(Expected::Banned));
             }
             Ok(())
         }
@@ -418,10 +450,10 @@ pub fn judge(
                 return Err(Rejection::ExceedsOwnPermissions);
             }
             if !state.is_joined(target) {
-                return Err(Rejection::TargetState("a member"));
+                return Err(Rejection::TargetState(Expected::Member));
             }
             if state.grants.get(target).is_some_and(|g| g.contains(role)) {
-                return Err(Rejection::TargetState("without this role"));
+                return Err(Rejection::TargetState(Expected::WithoutRole));
             }
             Ok(())
         }
@@ -436,7 +468,7 @@ pub fn judge(
                 return Err(Rejection::ExceedsOwnPermissions);
             }
             if !state.grants.get(target).is_some_and(|g| g.contains(role)) {
-                return Err(Rejection::TargetState("holding this role"));
+                return Err(Rejection::TargetState(Expected::HoldingRole));
             }
             Ok(())
         }
@@ -452,7 +484,7 @@ pub fn judge(
             joined(&a)?;
             need(&a, Permissions::USER_MUTE)?;
             if state.muted_at(target, ev.ts).is_none() {
-                return Err(Rejection::TargetState("muted"));
+                return Err(Rejection::TargetState(Expected::Muted));
             }
             Ok(())
         }

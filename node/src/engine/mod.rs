@@ -40,6 +40,7 @@ pub mod state;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use bincode::{Decode, Encode};
 use confab_wire::event::EventKind;
 use confab_wire::{EventHeader, EventId, NodeId, RoomId, UserId, VerifiedEvent};
 use sha2::{Digest, Sha256};
@@ -55,7 +56,7 @@ pub const CHECKPOINT_EVERY: u64 = 256;
 pub const MAX_SANCTION_ROUNDS: usize = 8;
 
 /// An event's place in the room order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
 pub struct Position {
     /// Its depth.
     pub depth: u64,
@@ -72,7 +73,7 @@ impl Position {
 }
 
 /// What the fold needs of an event: its header, decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct EventMeta {
     /// Its id.
     pub id: EventId,
@@ -146,7 +147,7 @@ impl EventMeta {
 }
 
 /// The room's judgement of an event at its place.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Encode, Decode)]
 pub enum Verdict {
     /// Accepted: shown and in effect.
     Accepted,
@@ -316,7 +317,7 @@ impl MemHistory {
 
 /// What the engine keeps in memory between events: small, whatever the
 /// room's size, so that a room opens without reading its history.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Hot {
     /// The room's create event.
     pub create: Arc<EventMeta>,
@@ -937,7 +938,7 @@ impl<H: History> auth::Lookup for FoldLookup<'_, H> {
 }
 
 /// The smallest position after `p`.
-fn next_position(p: Position) -> Position {
+pub fn next_position(p: Position) -> Position {
     let mut id = p.id.0;
     for b in id.iter_mut().rev() {
         if *b == 0xff {
@@ -957,4 +958,4 @@ fn next_position(p: Position) -> Position {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bincode::{Decode, Encode};
 use confab_wire::event::{Setting, Visibility};
 use confab_wire::{EventId, Permissions, RoomId, UserId};
 use sha2::{Digest, Sha256};
@@ -40,7 +41,7 @@ pub fn default_roles() -> BTreeMap<String, Permissions> {
 }
 
 /// A user's membership.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
 pub enum Membership {
     /// Invited, not yet joined.
     Invited,
@@ -57,7 +58,7 @@ pub enum Membership {
 }
 
 /// The folded state of a room.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct RoomState {
     /// The room.
     pub room: RoomId,

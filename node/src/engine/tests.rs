@@ -252,7 +252,7 @@ fn a_muted_user_is_refused_until_the_mute_ends() {
             until + 1,
         )
         .1,
-        Rejection::TargetState("muted"),
+        Rejection::TargetState(auth::Expected::Muted),
     );
 }
 
@@ -1021,7 +1021,7 @@ impl Rng {
 /// Random rooms: several origins with several users each post concurrently
 /// (messages, edits, redactions, reactions, role changes, mutes, bans,
 /// pins), syncing now and then. Returns every event in a causal order.
-fn random_room(seed: u64, origins: u8, steps: usize) -> Vec<VerifiedEvent> {
+pub(crate) fn random_room(seed: u64, origins: u8, steps: usize) -> Vec<VerifiedEvent> {
     let mut rng = Rng(seed | 1);
     let owner = user(1, "owner");
     let mut replicas = vec![create_room(1, "owner", Visibility::Public, false)];
@@ -1127,7 +1127,7 @@ fn random_room(seed: u64, origins: u8, steps: usize) -> Vec<VerifiedEvent> {
 }
 
 /// Delivers `events` to a fresh engine in a random causal order.
-fn deliver_shuffled(events: &[VerifiedEvent], seed: u64) -> RoomEngine {
+pub(crate) fn deliver_shuffled(events: &[VerifiedEvent], seed: u64) -> RoomEngine {
     let mut rng = Rng(seed | 1);
     let mut engine = RoomEngine::new(&events[0]).unwrap();
     let mut pending: Vec<&VerifiedEvent> = events[1..].iter().collect();

@@ -1,0 +1,113 @@
+//! Group commit: one flush serves every submission waiting for it.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Default)]
+struct State {
+    /// Tickets handed out (each a write applied before asking).
+    requested: u64,
+    /// Every ticket up to this one is durable.
+    durable: u64,
+    /// A failed flush: the store must not acknowledge anything after it.
+    failed: Option<String>,
+    /// Flushes done and tickets they covered (for the flush batch metric).
+    flushes: u64,
+    stopping: bool,
+}
+
+/// The flushing thread and the waiters' shared state.
+#[derive(Debug)]
+pub struct Flusher {
+    shared: Arc<(Mutex<State>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Flusher {
+    pub(crate) fn start(db: sled::Db) -> Flusher {
+        let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("confab-flush".into())
+            .spawn(move || run(db, s))
+            .ok();
+        Flusher { shared, thread }
+    }
+
+    /// Blocks until everything applied before the call is durable.
+    pub fn wait(&self) -> Result<()> {
+        let (lock, cv) = &*self.shared;
+        let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.thread.is_none() {
+            return Err(Error::Flush {
+                reason: "the flush thread could not start".into(),
+            });
+        }
+        st.requested += 1;
+        let ticket = st.requested;
+        cv.notify_all();
+        while st.durable < ticket && st.failed.is_none() {
+            st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        match &st.failed {
+            Some(reason) if st.durable < ticket => Err(Error::Flush {
+                reason: reason.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// (flushes done, tickets served): their ratio is the mean group size.
+    pub fn stats(&self) -> (u64, u64) {
+        let st = self.shared.0.lock().unwrap_or_else(|p| p.into_inner());
+        (st.flushes, st.durable)
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        {
+            let (lock, cv) = &*self.shared;
+            let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
+            st.stopping = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(db: sled::Db, shared: Arc<(Mutex<State>, Condvar)>) {
+    let (lock, cv) = &*shared;
+    loop {
+        let target = {
+            let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
+            while st.requested == st.durable && !st.stopping {
+                st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if st.requested == st.durable && st.stopping {
+                return;
+            }
+            st.requested
+        };
+        // Every ticket up to `target` was taken after its write was
+        // applied, so this flush covers them all.
+        let result = db.flush();
+        let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) => {
+                st.durable = target;
+                st.flushes += 1;
+            }
+            Err(e) => {
+                st.failed = Some(e.to_string());
+                cv.notify_all();
+                return;
+            }
+        }
+        cv.notify_all();
+    }
+}

@@ -1,0 +1,391 @@
+//! The node's durable store (sled), behind a narrow seam.
+//!
+//! ## Layout
+//! Room data lives in one sled tree, `room_data`, with a one-byte prefix per
+//! kind of record, because sled applies a batch atomically only within one
+//! tree: an event, its indexes, its verdict and the room's hot state land
+//! together or not at all.
+//!
+//! | key                                          | value                |
+//! |----------------------------------------------|----------------------|
+//! | `E` event_id                                 | [`StoredEvent`]      |
+//! | `M` event_id                                 | meta + verdict       |
+//! | `O` room_id depth(BE) event_id               | — (room order)       |
+//! | `C` room_id origin seq(BE) event_id          | — (origin chains)    |
+//! | `R` target_id event_id                       | — (relations)        |
+//! | `K` room_id depth(BE) event_id               | checkpoint state     |
+//! | `H` room_id                                  | the room's [`Hot`]   |
+//!
+//! Tree `meta` holds the schema version.
+//!
+//! ## Durability
+//! Every submission applies its batch at once (visible to readers) and then
+//! waits for a flush that began after it ([`Store::wait_durable`]); one
+//! flush serves every submission waiting for it (group commit). sled 0.34
+//! flushes with `fsync`-class calls on its log but uses `sync_file_range`
+//! for some writes: what has been acknowledged survives a crash of the
+//! process; after a power loss, recent writes may depend on the disk and
+//! file system honouring the write order. See the README.
+
+mod flush;
+mod history;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bincode::{Decode, Encode};
+use confab_wire::client::Anchor;
+use confab_wire::event::EventKind;
+use confab_wire::{EventId, RoomId, SignedEvent, VerifiedEvent, codec};
+
+use crate::engine::{Admission, Hot, Refusal, RoomEngine, Verdict};
+use crate::error::{Error, Result};
+pub use flush::Flusher;
+pub use history::SledHistory;
+
+/// The schema this code writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+pub(crate) const P_EVENT: u8 = b'E';
+pub(crate) const P_META: u8 = b'M';
+pub(crate) const P_ORDER: u8 = b'O';
+pub(crate) const P_CHAIN: u8 = b'C';
+pub(crate) const P_RELATION: u8 = b'R';
+pub(crate) const P_CHECKPOINT: u8 = b'K';
+pub(crate) const P_HOT: u8 = b'H';
+
+/// An event as stored: its room and its verified bytes (content dropped
+/// once redacted).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct StoredEvent {
+    /// The room.
+    pub room: RoomId,
+    /// The bytes as verified.
+    pub signed: SignedEvent,
+}
+
+pub(crate) fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut k = Vec::with_capacity(len);
+    k.push(prefix);
+    for p in parts {
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+pub(crate) fn encode<T: Encode>(what: &'static str, v: &T) -> Result<Vec<u8>> {
+    codec::to_vec(what, v).map_err(|e| Error::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+pub(crate) fn decode<T: Decode<()>>(what: &'static str, bytes: &[u8]) -> Result<T> {
+    codec::from_slice(what, bytes).map_err(|e| Error::Corrupt {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+/// The node's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: sled::Db,
+    data: sled::Tree,
+    flusher: Arc<Flusher>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, checking the schema version.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(dir)
+            // Durability comes from our own group commit, not a timer.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| Error::Store {
+                what: "open",
+                source: e,
+            })?;
+        Self::from_db(db)
+    }
+
+    /// A store in a temporary directory removed on drop (tests, benches).
+    pub fn temporary() -> Result<Store> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| Error::Store {
+                what: "open",
+                source: e,
+            })?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store> {
+        let meta = db.open_tree("meta").map_err(store_err("open meta"))?;
+        let data = db
+            .open_tree("room_data")
+            .map_err(store_err("open room_data"))?;
+        match meta.get("schema").map_err(store_err("read schema"))? {
+            Some(v) => {
+                let v: [u8; 4] = v.as_ref().try_into().map_err(|_| Error::Corrupt {
+                    what: "schema version",
+                    detail: "not 4 bytes".into(),
+                })?;
+                let v = u32::from_be_bytes(v);
+                if v > SCHEMA_VERSION {
+                    return Err(Error::Schema {
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Older schemas would be migrated here, one step at a time.
+            }
+            None => {
+                if !data.is_empty() {
+                    return Err(Error::Corrupt {
+                        what: "schema version",
+                        detail: "missing in a non-empty store".into(),
+                    });
+                }
+                meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(store_err("write schema"))?;
+            }
+        }
+        let flusher = Arc::new(Flusher::start(db.clone()));
+        Ok(Store { db, data, flusher })
+    }
+
+    /// Waits until everything applied before this call is on disk. One
+    /// flush serves every caller waiting at the time (group commit).
+    pub fn wait_durable(&self) -> Result<()> {
+        self.flusher.wait()
+    }
+
+    /// The flusher, for its statistics.
+    pub fn flusher(&self) -> &Flusher {
+        &self.flusher
+    }
+
+    /// Starts a room from its create event (applied, not yet durable).
+    pub fn create_room(&self, create: &VerifiedEvent) -> Result<Room> {
+        let history = SledHistory::new(create.room(), self.data.clone());
+        let engine = RoomEngine::create(create, history).map_err(|r| Error::Refused {
+            reason: r.to_string(),
+        })?;
+        let mut room = Room {
+            engine,
+            data: self.data.clone(),
+        };
+        room.persist(create, &[])?;
+        Ok(room)
+    }
+
+    /// Opens a stored room.
+    pub fn open_room(&self, room: &RoomId) -> Result<Option<Room>> {
+        let Some(bytes) = self
+            .data
+            .get(key(P_HOT, &[room.as_bytes()]))
+            .map_err(store_err("read room"))?
+        else {
+            return Ok(None);
+        };
+        let hot: Hot = decode("room hot state", &bytes)?;
+        let history = SledHistory::new(*room, self.data.clone());
+        Ok(Some(Room {
+            engine: RoomEngine::open(history, hot),
+            data: self.data.clone(),
+        }))
+    }
+
+    /// Every stored room.
+    pub fn rooms(&self) -> Result<Vec<RoomId>> {
+        self.data
+            .scan_prefix([P_HOT])
+            .keys()
+            .map(|k| {
+                let k = k.map_err(store_err("scan rooms"))?;
+                let id: [u8; 32] =
+                    k.get(1..33)
+                        .and_then(|s| s.try_into().ok())
+                        .ok_or(Error::Corrupt {
+                            what: "room key",
+                            detail: "short key".into(),
+                        })?;
+                Ok(RoomId(id))
+            })
+            .collect()
+    }
+
+    /// A stored event.
+    pub fn event(&self, id: &EventId) -> Result<Option<StoredEvent>> {
+        self.data
+            .get(key(P_EVENT, &[id.as_bytes()]))
+            .map_err(store_err("read event"))?
+            .map(|b| decode("stored event", &b))
+            .transpose()
+    }
+
+    /// A page of the room's accepted events in order, at most `limit`,
+    /// oldest first; cost is proportional to the page, not the history.
+    pub fn page(&self, room: &RoomId, anchor: Anchor, limit: usize) -> Result<Vec<EventId>> {
+        let prefix = key(P_ORDER, &[room.as_bytes()]);
+        let order_key = |id: &EventId| -> Result<Option<Vec<u8>>> {
+            let Some(m) = history::read_meta(&self.data, id)? else {
+                return Ok(None);
+            };
+            Ok(Some(key(
+                P_ORDER,
+                &[room.as_bytes(), &m.0.depth.to_be_bytes(), id.as_bytes()],
+            )))
+        };
+        let accepted = |k: &[u8]| -> Result<Option<EventId>> {
+            let id = order_key_id(k)?;
+            Ok(history::read_meta(&self.data, &id)?
+                .filter(|(m, v)| v.is_accepted() && !matches!(m.kind, EventKind::Create(_)))
+                .map(|_| id))
+        };
+        let mut out = Vec::with_capacity(limit);
+        match anchor {
+            Anchor::Latest | Anchor::Before(_) => {
+                let iter = match anchor {
+                    Anchor::Before(id) => {
+                        let Some(end) = order_key(&id)? else {
+                            return Err(Error::NotFound { what: "event" });
+                        };
+                        self.data.range(prefix.clone()..end)
+                    }
+                    _ => self.data.scan_prefix(&prefix),
+                };
+                for item in iter.rev() {
+                    let (k, _) = item.map_err(store_err("page"))?;
+                    if let Some(id) = accepted(&k)? {
+                        out.push(id);
+                        if out.len() == limit {
+                            break;
+                        }
+                    }
+                }
+                out.reverse();
+            }
+            Anchor::After(id) => {
+                let Some(start) = order_key(&id)? else {
+                    return Err(Error::NotFound { what: "event" });
+                };
+                for item in self.data.range(start..).skip(1) {
+                    let (k, _) = item.map_err(store_err("page"))?;
+                    if !k.starts_with(&prefix) {
+                        break;
+                    }
+                    if let Some(id) = accepted(&k)? {
+                        out.push(id);
+                        if out.len() == limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bytes on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.db.size_on_disk().map_err(store_err("size"))
+    }
+}
+
+fn order_key_id(k: &[u8]) -> Result<EventId> {
+    k.get(k.len().saturating_sub(32)..)
+        .and_then(|s| <[u8; 32]>::try_from(s).ok())
+        .filter(|_| k.len() == 1 + 32 + 8 + 32)
+        .map(EventId)
+        .ok_or(Error::Corrupt {
+            what: "order key",
+            detail: "wrong length".into(),
+        })
+}
+
+pub(crate) fn store_err(what: &'static str) -> impl Fn(sled::Error) -> Error {
+    move |source| Error::Store { what, source }
+}
+
+/// A room open for writing: its engine over the store.
+#[derive(Debug)]
+pub struct Room {
+    engine: RoomEngine<SledHistory>,
+    data: sled::Tree,
+}
+
+impl Room {
+    /// The engine (state, heads, digest, …).
+    pub fn engine(&self) -> &RoomEngine<SledHistory> {
+        &self.engine
+    }
+
+    /// Judges and stores a verified event; the write is applied at once and
+    /// becomes durable with the next flush ([`Store::wait_durable`]).
+    /// A refusal stores nothing.
+    pub fn submit(&mut self, ev: &VerifiedEvent, now: u64) -> Result<Result<Admission, Refusal>> {
+        let admission = match self.engine.submit(ev, now) {
+            Ok(a) => a,
+            Err(refusal) => {
+                self.engine.history_mut().discard();
+                return Ok(Err(refusal));
+            }
+        };
+        if let Admission::Applied { verdict, changed } = &admission {
+            let mut redactions: Vec<(EventId, Verdict)> = changed.clone();
+            redactions.push((ev.id(), verdict.clone()));
+            self.persist(ev, &redactions)?;
+        } else {
+            self.engine.history_mut().discard();
+        }
+        Ok(Ok(admission))
+    }
+
+    /// Writes the engine's pending changes, the event and the hot state as
+    /// one atomic batch; drops the content of newly redacted messages.
+    fn persist(&mut self, ev: &VerifiedEvent, verdicts: &[(EventId, Verdict)]) -> Result<()> {
+        // Read what the pending writes know before they become a batch.
+        let redacted: Vec<EventId> = verdicts
+            .iter()
+            .filter(|(_, v)| v.is_accepted())
+            .filter_map(|(id, _)| match self.engine.meta(id)?.kind {
+                EventKind::Redact { target } => Some(target),
+                _ => None,
+            })
+            .collect();
+        let mut batch = self.engine.history_mut().take_batch()?;
+        let stored = StoredEvent {
+            room: self.engine.room(),
+            signed: ev.signed().clone(),
+        };
+        batch.insert(
+            key(P_EVENT, &[ev.id().as_bytes()]),
+            encode("stored event", &stored)?,
+        );
+        for target in redacted {
+            let k = key(P_EVENT, &[target.as_bytes()]);
+            if let Some(bytes) = self.data.get(&k).map_err(store_err("read event"))? {
+                let mut t: StoredEvent = decode("stored event", &bytes)?;
+                if t.signed.content.take().is_some() {
+                    batch.insert(k, encode("stored event", &t)?);
+                }
+            }
+        }
+        batch.insert(
+            key(P_HOT, &[self.engine.room().as_bytes()]),
+            encode("room hot state", self.engine.hot())?,
+        );
+        self.data
+            .apply_batch(batch)
+            .map_err(store_err("apply batch"))
+    }
+}
+
+#[cfg(test)]
+mod tests;
