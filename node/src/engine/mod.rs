@@ -870,6 +870,11 @@ impl<H: History> RoomEngine<H> {
         self.refold(Position::AFTER_CREATE)
     }
 
+    /// Puts back a saved hot state (after an audit that must not change anything).
+    pub fn restore_hot(&mut self, hot: Hot) {
+        self.hot = hot;
+    }
+
     /// The create event's header data.
     pub fn create_event(&self) -> &EventMeta {
         &self.hot.create

@@ -292,3 +292,242 @@ fn group_commit_serves_many_waiters_with_few_flushes() {
     assert_eq!(served, 400);
     assert!(flushes <= served, "{flushes} flushes for {served} waiters");
 }
+
+fn bob_key() -> NodeKey {
+    NodeKey::from_secret(&[2; 32])
+}
+
+fn bob() -> UserId {
+    UserId::new(bob_key().node_id(), "bob").unwrap()
+}
+
+fn post_as(
+    room: &mut Room,
+    key: &NodeKey,
+    who: &UserId,
+    kind: EventKind,
+    content: Content,
+    ts: u64,
+) -> VerifiedEvent {
+    let header = room.engine().next_header(who.clone(), kind, ts);
+    let ev = key.sign_event(header, &content).unwrap();
+    let adm = room.submit(&ev, ts).unwrap().unwrap();
+    assert!(
+        matches!(
+            adm,
+            Admission::Applied {
+                verdict: Verdict::Accepted,
+                ..
+            }
+        ),
+        "{adm:?}"
+    );
+    ev
+}
+
+fn msg(body: &str, thread: Option<EventId>, mentions: Vec<UserId>) -> Content {
+    Content::Message(MessageContent {
+        body: body.into(),
+        thread,
+        mentions,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn views_follow_threads_reactions_edits_and_deletions() {
+    use confab_wire::event::EditContent;
+    let store = Store::temporary().unwrap();
+    let mut room = store.create_room(&create_event()).unwrap();
+    let r = room.engine().room();
+    post_as(
+        &mut room,
+        &bob_key(),
+        &bob(),
+        EventKind::Join,
+        Content::Empty,
+        T0 + 1,
+    );
+    let root = post_as(
+        &mut room,
+        &alice_key(),
+        &alice(),
+        EventKind::Message,
+        msg("release planning for friday", None, vec![bob()]),
+        T0 + 2,
+    );
+    let reply1 = post_as(
+        &mut room,
+        &bob_key(),
+        &bob(),
+        EventKind::Message,
+        msg("I can take the changelog", Some(root.id()), vec![]),
+        T0 + 3,
+    );
+    let reply2 = post_as(
+        &mut room,
+        &alice_key(),
+        &alice(),
+        EventKind::Message,
+        msg("thanks bob", Some(root.id()), vec![bob()]),
+        T0 + 4,
+    );
+    for (k, u, e, ts) in [
+        (&alice_key(), alice(), "👍", 5),
+        (&bob_key(), bob(), "👍", 6),
+        (&bob_key(), bob(), "🎉", 7),
+    ] {
+        post_as(
+            &mut room,
+            k,
+            &u,
+            EventKind::React {
+                target: root.id(),
+                emoji: e.into(),
+            },
+            Content::Empty,
+            T0 + ts,
+        );
+    }
+    post_as(
+        &mut room,
+        &bob_key(),
+        &bob(),
+        EventKind::Unreact {
+            target: root.id(),
+            emoji: "🎉".into(),
+        },
+        Content::Empty,
+        T0 + 8,
+    );
+    // Threads.
+    assert_eq!(
+        store.thread(&root.id()).unwrap(),
+        vec![reply1.id(), reply2.id()]
+    );
+    let view = store.message_view(&root.id()).unwrap().unwrap();
+    assert_eq!(view.thread, Some((2, T0 + 4)));
+    assert_eq!(view.reactions.len(), 1);
+    assert_eq!(view.reactions["👍"], vec![alice(), bob()]);
+    // Mentions, newest first.
+    assert_eq!(
+        store.mentions(&bob(), None, 10).unwrap(),
+        vec![reply2.id(), root.id()]
+    );
+    // Edit: new text is found, old text is not; the history keeps both.
+    post_as(
+        &mut room,
+        &bob_key(),
+        &bob(),
+        EventKind::Edit {
+            target: reply1.id(),
+        },
+        Content::Edit(EditContent {
+            body: "I can take the release notes".into(),
+            mentions: vec![],
+        }),
+        T0 + 9,
+    );
+    let v = store.message_view(&reply1.id()).unwrap().unwrap();
+    assert!(v.edited);
+    assert_eq!(v.body.as_deref(), Some("I can take the release notes"));
+    assert_eq!(store.edit_history(&reply1.id()).unwrap().len(), 1);
+    assert_eq!(
+        store.search(Some(&[r]), "notes", None, 10).unwrap(),
+        vec![reply1.id()]
+    );
+    assert!(
+        store
+            .search(Some(&[r]), "changelog", None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.search(None, "RELEASE", None, 10).unwrap(),
+        vec![reply1.id(), root.id()]
+    );
+    assert_eq!(
+        store.search(None, "release friday", None, 10).unwrap(),
+        vec![root.id()]
+    );
+    assert!(
+        store
+            .search(Some(&[RoomId([9; 32])]), "release", None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    // Delete reply2: gone from the thread, search and mentions; reason kept.
+    post_as(
+        &mut room,
+        &alice_key(),
+        &alice(),
+        EventKind::Redact {
+            target: reply2.id(),
+        },
+        Content::Reason(ReasonContent {
+            reason: "duplicate".into(),
+        }),
+        T0 + 10,
+    );
+    assert_eq!(store.thread(&root.id()).unwrap(), vec![reply1.id()]);
+    assert!(store.search(None, "thanks", None, 10).unwrap().is_empty());
+    assert_eq!(store.mentions(&bob(), None, 10).unwrap(), vec![root.id()]);
+    let gone = store.message_view(&reply2.id()).unwrap().unwrap();
+    assert_eq!(gone.body, None);
+    assert_eq!(gone.deleted.as_deref(), Some("duplicate"));
+}
+
+#[test]
+fn unread_counts_follow_read_positions() {
+    let store = Store::temporary().unwrap();
+    let mut room = store.create_room(&create_event()).unwrap();
+    let r = room.engine().room();
+    post_as(
+        &mut room,
+        &bob_key(),
+        &bob(),
+        EventKind::Join,
+        Content::Empty,
+        T0 + 1,
+    );
+    let ids: Vec<EventId> = (0..10)
+        .map(|i| {
+            post_as(
+                &mut room,
+                &alice_key(),
+                &alice(),
+                EventKind::Message,
+                msg(&format!("m{i}"), None, vec![]),
+                T0 + 10 + i,
+            )
+            .id()
+        })
+        .collect();
+    // Bob's own messages never count as unread for him.
+    post_as(
+        &mut room,
+        &bob_key(),
+        &bob(),
+        EventKind::Message,
+        msg("mine", None, vec![]),
+        T0 + 30,
+    );
+    assert_eq!(store.unread(&r, &bob()).unwrap(), 10);
+    store.mark_read(&r, &bob(), &ids[3]).unwrap();
+    assert_eq!(store.unread(&r, &bob()).unwrap(), 6);
+    assert_eq!(store.read_position(&r, &bob()).unwrap(), Some(ids[3]));
+    // Read positions only move forwards.
+    store.mark_read(&r, &bob(), &ids[1]).unwrap();
+    assert_eq!(store.read_position(&r, &bob()).unwrap(), Some(ids[3]));
+    store.mark_read(&r, &bob(), &ids[9]).unwrap();
+    assert_eq!(store.unread(&r, &bob()).unwrap(), 0);
+    assert!(store.mark_read(&r, &bob(), &EventId([4; 32])).is_err());
+}
+
+#[test]
+fn search_terms_are_words_lowercased() {
+    assert_eq!(
+        views::terms("Hello, **World**! hello a 42 café"),
+        vec!["42", "café", "hello", "world"]
+    );
+}

@@ -1,0 +1,447 @@
+//! Read models over the stored events: threads, reactions, edits,
+//! deletions, mentions, read positions, unread counts and full-text search.
+//!
+//! Index entries are written with the event, whatever its verdict; every
+//! query keeps only what is accepted and not deleted *now*, so a re-fold
+//! that flips a verdict, or a later redaction, needs no index rewrite.
+//!
+//! | key                                              | value   |
+//! |--------------------------------------------------|---------|
+//! | `T` root depth(BE) event                         | —       |
+//! | `U` node len localpart ts(BE) event              | room    |
+//! | `W` term 0x00 ts(BE) event                       | room    |
+//! | `P` room node len localpart                      | depth(BE) event |
+
+use std::collections::BTreeMap;
+
+use confab_wire::event::{Content, EventKind};
+use confab_wire::{EventId, RoomId, UserId, VerifiedEvent};
+
+use super::history::read_meta;
+use super::{P_EVENT, P_RELATION, Store, StoredEvent, decode, key, store_err};
+use crate::engine::{EventMeta, Verdict};
+use crate::error::Result;
+
+pub(crate) const P_THREAD: u8 = b'T';
+pub(crate) const P_MENTION: u8 = b'U';
+pub(crate) const P_WORD: u8 = b'W';
+pub(crate) const P_READ: u8 = b'P';
+
+/// Most distinct search terms indexed per message.
+pub const MAX_TERMS_PER_MESSAGE: usize = 256;
+/// Unread counts stop here ("999+").
+pub const UNREAD_CAP: u32 = 999;
+
+fn user_key(u: &UserId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33 + u.localpart().len());
+    k.extend_from_slice(u.node().as_bytes());
+    k.push(u.localpart().len() as u8);
+    k.extend_from_slice(u.localpart().as_bytes());
+    k
+}
+
+/// Splits text into lowercase search terms (2 to 32 bytes of letters and
+/// digits), each once.
+pub fn terms(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| (2..=32).contains(&w.len()))
+        .map(str::to_lowercase)
+        .collect();
+    out.sort();
+    out.dedup();
+    out.truncate(MAX_TERMS_PER_MESSAGE);
+    out
+}
+
+/// Index entries for a newly stored event.
+pub(crate) fn index(ev: &VerifiedEvent, batch: &mut sled::Batch) {
+    let h = ev.header();
+    let room = ev.room();
+    let (target, body, mentions, thread) = match ev.content() {
+        Some(Content::Message(m)) => (ev.id(), m.body, m.mentions, m.thread),
+        Some(Content::Edit(e)) => match h.kind {
+            EventKind::Edit { target } => (target, e.body, e.mentions, None),
+            _ => return,
+        },
+        _ => return,
+    };
+    if let Some(root) = thread {
+        batch.insert(
+            key(
+                P_THREAD,
+                &[root.as_bytes(), &h.depth.to_be_bytes(), ev.id().as_bytes()],
+            ),
+            &[] as &[u8],
+        );
+    }
+    for u in &mentions {
+        batch.insert(
+            key(
+                P_MENTION,
+                &[&user_key(u), &h.ts.to_be_bytes(), target.as_bytes()],
+            ),
+            room.as_bytes().as_slice(),
+        );
+    }
+    for t in terms(&body) {
+        batch.insert(
+            key(
+                P_WORD,
+                &[t.as_bytes(), &[0], &h.ts.to_be_bytes(), target.as_bytes()],
+            ),
+            room.as_bytes().as_slice(),
+        );
+    }
+}
+
+/// A message as people see it now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageView {
+    /// The message.
+    pub id: EventId,
+    /// Its room.
+    pub room: RoomId,
+    /// Its author.
+    pub author: UserId,
+    /// Its timestamp.
+    pub ts: u64,
+    /// The current body (the latest accepted edit), `None` once deleted.
+    pub body: Option<String>,
+    /// Edited at least once.
+    pub edited: bool,
+    /// The deletion's reason, if deleted.
+    pub deleted: Option<String>,
+    /// Reactions: emoji → users, in the order they reacted.
+    pub reactions: BTreeMap<String, Vec<UserId>>,
+    /// Thread replies: count and time of the last.
+    pub thread: Option<(u32, u64)>,
+}
+
+impl Store {
+    fn meta_of(&self, id: &EventId) -> Result<Option<(EventMeta, Verdict)>> {
+        read_meta(&self.data, id)
+    }
+
+    /// Accepted relations of `target`, in room order.
+    fn accepted_relations(&self, target: &EventId) -> Result<Vec<EventMeta>> {
+        let mut out = Vec::new();
+        for k in self
+            .data
+            .scan_prefix(key(P_RELATION, &[target.as_bytes()]))
+            .keys()
+        {
+            let k = k.map_err(store_err("scan relations"))?;
+            let Some(id) = k.get(33..65).and_then(|s| <[u8; 32]>::try_from(s).ok()) else {
+                continue;
+            };
+            if let Some((m, v)) = self.meta_of(&EventId(id))?
+                && v.is_accepted()
+            {
+                out.push(m);
+            }
+        }
+        out.sort_by_key(|m| m.position());
+        Ok(out)
+    }
+
+    fn content_of(&self, id: &EventId) -> Result<Option<Content>> {
+        let Some(bytes) = self
+            .data
+            .get(key(P_EVENT, &[id.as_bytes()]))
+            .map_err(store_err("read event"))?
+        else {
+            return Ok(None);
+        };
+        let stored: StoredEvent = decode("stored event", &bytes)?;
+        let Some(content) = &stored.signed.content else {
+            return Ok(None);
+        };
+        let header =
+            stored
+                .signed
+                .check_without_signature()
+                .map_err(|e| crate::error::Error::Corrupt {
+                    what: "stored event",
+                    detail: e.to_string(),
+                })?;
+        Ok(Content::decode_for(&header.kind, content).ok())
+    }
+
+    /// The message as shown now, or `None` if it is not an accepted message.
+    pub fn message_view(&self, id: &EventId) -> Result<Option<MessageView>> {
+        let Some((meta, verdict)) = self.meta_of(id)? else {
+            return Ok(None);
+        };
+        if !verdict.is_accepted() || !matches!(meta.kind, EventKind::Message) {
+            return Ok(None);
+        }
+        let stored = self.event(id)?;
+        let room = stored.map(|s| s.room).unwrap_or(RoomId([0; 32]));
+        let mut body = match self.content_of(id)? {
+            Some(Content::Message(m)) => Some(m.body),
+            _ => None,
+        };
+        let mut edited = false;
+        let mut deleted = None;
+        let mut reactions: BTreeMap<String, Vec<UserId>> = BTreeMap::new();
+        for rel in self.accepted_relations(id)? {
+            match &rel.kind {
+                EventKind::Edit { .. } => {
+                    if let Some(Content::Edit(e)) = self.content_of(&rel.id)? {
+                        body = Some(e.body);
+                        edited = true;
+                    }
+                }
+                EventKind::Redact { .. } => {
+                    let reason = match self.content_of(&rel.id)? {
+                        Some(Content::Reason(r)) => r.reason,
+                        _ => String::new(),
+                    };
+                    deleted = Some(reason);
+                }
+                EventKind::React { emoji, .. } => {
+                    let users = reactions.entry(emoji.clone()).or_default();
+                    if !users.contains(&rel.author) {
+                        users.push(rel.author.clone());
+                    }
+                }
+                EventKind::Unreact { emoji, .. } => {
+                    if let Some(users) = reactions.get_mut(emoji) {
+                        users.retain(|u| u != &rel.author);
+                        if users.is_empty() {
+                            reactions.remove(emoji);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if deleted.is_some() {
+            body = None;
+            reactions.clear();
+        }
+        let thread = self.thread_summary(id)?;
+        Ok(Some(MessageView {
+            id: *id,
+            room,
+            author: meta.author,
+            ts: meta.ts,
+            body,
+            edited,
+            deleted,
+            reactions,
+            thread,
+        }))
+    }
+
+    /// The edits of a message, oldest first: (edit event, body) — for
+    /// moderators' edit history.
+    pub fn edit_history(&self, id: &EventId) -> Result<Vec<(EventId, String)>> {
+        let mut out = Vec::new();
+        for rel in self.accepted_relations(id)? {
+            if let (EventKind::Edit { .. }, Some(Content::Edit(e))) =
+                (&rel.kind, self.content_of(&rel.id)?)
+            {
+                out.push((rel.id, e.body));
+            }
+        }
+        Ok(out)
+    }
+
+    fn visible(&self, id: &EventId) -> Result<bool> {
+        Ok(self.message_view(id)?.is_some_and(|v| v.deleted.is_none()))
+    }
+
+    /// Replies of a thread, oldest first.
+    pub fn thread(&self, root: &EventId) -> Result<Vec<EventId>> {
+        let mut out = Vec::new();
+        for k in self
+            .data
+            .scan_prefix(key(P_THREAD, &[root.as_bytes()]))
+            .keys()
+        {
+            let k = k.map_err(store_err("scan thread"))?;
+            let Some(id) = k.get(41..73).and_then(|s| <[u8; 32]>::try_from(s).ok()) else {
+                continue;
+            };
+            let id = EventId(id);
+            if self.meta_of(&id)?.is_some_and(|(_, v)| v.is_accepted())
+                && self.content_of(&id)?.is_some()
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A thread's reply count and the time of its last reply.
+    pub fn thread_summary(&self, root: &EventId) -> Result<Option<(u32, u64)>> {
+        let replies = self.thread(root)?;
+        let Some(last) = replies.last() else {
+            return Ok(None);
+        };
+        let ts = self.meta_of(last)?.map_or(0, |(m, _)| m.ts);
+        Ok(Some((replies.len() as u32, ts)))
+    }
+
+    /// Messages that mention `user`, newest first, before `before` (a ts).
+    pub fn mentions(
+        &self,
+        user: &UserId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<EventId>> {
+        let prefix = key(P_MENTION, &[&user_key(user)]);
+        let end = match before {
+            Some(ts) => key(P_MENTION, &[&user_key(user), &ts.to_be_bytes()]),
+            None => {
+                let mut e = prefix.clone();
+                e.push(0xff);
+                e
+            }
+        };
+        let mut out: Vec<EventId> = Vec::new();
+        for k in self.data.range(prefix.clone()..end).keys().rev() {
+            let k = k.map_err(store_err("scan mentions"))?;
+            let Some(id) = k
+                .get(k.len() - 32..)
+                .and_then(|s| <[u8; 32]>::try_from(s).ok())
+            else {
+                continue;
+            };
+            let id = EventId(id);
+            if !out.contains(&id) && self.visible(&id)? {
+                out.push(id);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets a user's read position in a room (only forwards).
+    pub fn mark_read(&self, room: &RoomId, user: &UserId, event: &EventId) -> Result<()> {
+        let Some((meta, _)) = self.meta_of(event)? else {
+            return Err(crate::error::Error::NotFound { what: "event" });
+        };
+        let k = key(P_READ, &[room.as_bytes(), &user_key(user)]);
+        let mut v = Vec::with_capacity(40);
+        v.extend_from_slice(&meta.depth.to_be_bytes());
+        v.extend_from_slice(event.as_bytes());
+        self.data
+            .fetch_and_update(&k, |old| match old {
+                Some(old) if old >= v.as_slice() => Some(old.to_vec()),
+                _ => Some(v.clone()),
+            })
+            .map_err(store_err("mark read"))?;
+        Ok(())
+    }
+
+    /// The user's read position in a room.
+    pub fn read_position(&self, room: &RoomId, user: &UserId) -> Result<Option<EventId>> {
+        let k = key(P_READ, &[room.as_bytes(), &user_key(user)]);
+        Ok(self
+            .data
+            .get(k)
+            .map_err(store_err("read position"))?
+            .and_then(|v| <[u8; 32]>::try_from(v.get(8..40)?).ok())
+            .map(EventId))
+    }
+
+    /// Accepted messages by others after the user's read position, up to
+    /// [`UNREAD_CAP`].
+    pub fn unread(&self, room: &RoomId, user: &UserId) -> Result<u32> {
+        let k = key(P_READ, &[room.as_bytes(), &user_key(user)]);
+        let from = match self.data.get(k).map_err(store_err("read position"))? {
+            Some(v) => {
+                let mut s = key(super::P_ORDER, &[room.as_bytes()]);
+                s.extend_from_slice(&v);
+                s.push(0); // strictly after the read event
+                s
+            }
+            None => key(super::P_ORDER, &[room.as_bytes()]),
+        };
+        let prefix = key(super::P_ORDER, &[room.as_bytes()]);
+        let mut n = 0;
+        for k in self.data.range(from..).keys() {
+            let k = k.map_err(store_err("scan order"))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let Some(id) = k.get(41..73).and_then(|s| <[u8; 32]>::try_from(s).ok()) else {
+                continue;
+            };
+            if let Some((m, v)) = self.meta_of(&EventId(id))?
+                && v.is_accepted()
+                && matches!(m.kind, EventKind::Message)
+                && &m.author != user
+            {
+                n += 1;
+                if n >= UNREAD_CAP {
+                    break;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Full-text search: messages whose current text holds every term of
+    /// `query`, newest first, in `rooms` (all rooms if `None`), older than
+    /// `before` (a ts). Deleted messages and words removed by an edit are
+    /// never found.
+    pub fn search(
+        &self,
+        rooms: Option<&[RoomId]>,
+        query: &str,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<EventId>> {
+        let words = terms(query);
+        let Some(first) = words.first() else {
+            return Ok(Vec::new());
+        };
+        let prefix = key(P_WORD, &[first.as_bytes(), &[0]]);
+        let end = match before {
+            Some(ts) => key(P_WORD, &[first.as_bytes(), &[0], &ts.to_be_bytes()]),
+            None => key(P_WORD, &[first.as_bytes(), &[1]]),
+        };
+        let mut out: Vec<EventId> = Vec::new();
+        for item in self.data.range(prefix..end).rev() {
+            let (k, room) = item.map_err(store_err("scan search index"))?;
+            let Some(id) = k
+                .get(k.len() - 32..)
+                .and_then(|s| <[u8; 32]>::try_from(s).ok())
+            else {
+                continue;
+            };
+            let id = EventId(id);
+            if out.contains(&id) {
+                continue;
+            }
+            if let Some(rooms) = rooms
+                && !rooms
+                    .iter()
+                    .any(|r| r.as_bytes().as_slice() == room.as_ref())
+            {
+                continue;
+            }
+            // Check against the text as it is now (edits, deletions).
+            let Some(view) = self.message_view(&id)? else {
+                continue;
+            };
+            let Some(body) = &view.body else {
+                continue;
+            };
+            let now = terms(body);
+            if words.iter().all(|w| now.binary_search(w).is_ok()) {
+                out.push(id);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
