@@ -13,7 +13,9 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod identity;
+pub mod local;
 pub mod store;
 pub mod tls;
+pub mod verify;
 
 pub use error::{Error, Result};

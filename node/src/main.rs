@@ -1,17 +1,23 @@
-//! `confab-node`: runs a Confab node.
+//! `confab-node`: runs a Confab node, or works on its rooms locally.
 //!
-//! Loads the configuration (or the embedded defaults), makes or loads the
-//! node key, binds the federation endpoint with mutual TLS pinned to the
-//! configured peers, and runs until SIGINT or SIGTERM.
+//! Without a subcommand: loads the configuration (or the embedded
+//! defaults), makes or loads the node key, opens the store, binds the
+//! federation endpoint with mutual TLS pinned to the configured peers, and
+//! runs until SIGINT or SIGTERM. The `room`, `post` and `timeline`
+//! subcommands work on the store of a node that is not running.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use confab_node::config::NodeConfig;
 use confab_node::identity::NodeIdentity;
+use confab_node::local;
+use confab_node::store::Store;
 use confab_node::tls::{self, PinSet};
+use confab_wire::event::Visibility;
 use confab_wire::fed::FED_ALPN;
+use confab_wire::{EventId, RoomId, UserId};
 use tracing_subscriber::EnvFilter;
 
 /// Runs a Confab node.
@@ -20,8 +26,61 @@ use tracing_subscriber::EnvFilter;
 struct Args {
     /// Configuration file; without it the embedded defaults apply (data in
     /// ./data, loopback addresses).
-    #[arg(long, short)]
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the node (the default).
+    Run,
+    /// Create a room or list the rooms (node stopped).
+    #[command(subcommand)]
+    Room(RoomCommand),
+    /// Post a message to a room as a user of this node (node stopped).
+    ///
+    /// Example: confab-node post '!abc…' 'hello' --as alice
+    Post {
+        /// The room id (`!…`).
+        room: RoomId,
+        /// The message (markdown).
+        text: String,
+        /// The local user who posts.
+        #[arg(long = "as", default_value = "admin")]
+        author: String,
+    },
+    /// Print a room's latest messages (node stopped).
+    Timeline {
+        /// The room id (`!…`).
+        room: RoomId,
+        /// How many messages.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only messages before this event id (`$…`).
+        #[arg(long)]
+        before: Option<EventId>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoomCommand {
+    /// Create a room owned by a local user.
+    ///
+    /// Example: confab-node room create general --public --as alice
+    Create {
+        /// The room's name.
+        name: String,
+        /// Anyone may join (default: invite only).
+        #[arg(long)]
+        public: bool,
+        /// The local user who owns it.
+        #[arg(long = "as", default_value = "admin")]
+        owner: String,
+    },
+    /// List the rooms in the store.
+    List,
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,7 +92,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let result = match args.command {
+        None | Some(Command::Run) => runtime.block_on(run(args.config)),
+        Some(command) => offline(args.config, command),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line an operator can act on; no backtrace.
@@ -43,10 +106,75 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    let config = NodeConfig::load(args.config.as_deref())?;
+/// Subcommands that work on the store directly.
+fn offline(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
+    let config = NodeConfig::load(config.as_deref())?;
+    let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
+    let store = open_store(&config)?;
+    let user = |name: &str| {
+        UserId::new(key.node_id(), name).with_context(|| format!("user name {name:?}"))
+    };
+    match command {
+        Command::Run => unreachable!("handled by the caller"),
+        Command::Room(RoomCommand::Create {
+            name,
+            public,
+            owner,
+        }) => {
+            let visibility = if public {
+                Visibility::Public
+            } else {
+                Visibility::Private
+            };
+            let room = local::create_room(&store, &key, &user(&owner)?, &name, visibility)?;
+            println!("{room}");
+        }
+        Command::Room(RoomCommand::List) => {
+            for room in store.rooms()? {
+                if let Some(r) = store.open_room(&room)? {
+                    let s = r.engine().state();
+                    println!(
+                        "{room}  {:<24} {:>4} members  {:>8} events",
+                        s.name,
+                        s.joined().count(),
+                        r.engine().len()
+                    );
+                }
+            }
+        }
+        Command::Post { room, text, author } => {
+            let id = local::post_message(&store, &key, &user(&author)?, &room, &text)?;
+            println!("{id}");
+        }
+        Command::Timeline {
+            room,
+            limit,
+            before,
+        } => {
+            for line in local::timeline(&store, &room, limit, before)? {
+                println!("{}  @{}  {}", line.id, line.author.localpart(), line.text);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn open_store(config: &NodeConfig) -> anyhow::Result<Store> {
+    let path = config.node.data_dir.join("db");
+    Store::open(&path).with_context(|| {
+        format!(
+            "cannot open the store at {} (is the node running? stop it first)",
+            path.display()
+        )
+    })
+}
+
+async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = NodeConfig::load(config.as_deref())?;
     init_logging(&config)?;
     let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
+    let store = open_store(&config)?;
+    tracing::info!(rooms = store.rooms()?.len(), "store open");
     let pins: PinSet = config.federation.peers.iter().map(|p| p.node).collect();
     let server = tls::server_config(&key, pins, &[FED_ALPN])?;
     let endpoint =

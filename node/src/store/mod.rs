@@ -31,6 +31,7 @@ mod flush;
 mod history;
 pub mod views;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -177,11 +178,9 @@ impl Store {
         let engine = RoomEngine::create(create, history).map_err(|r| Error::Refused {
             reason: r.to_string(),
         })?;
-        let mut room = Room {
-            engine,
-            data: self.data.clone(),
-        };
-        room.persist(create, &[])?;
+        let mut room = Room::new(engine, self.data.clone());
+        room.collect(create, &[])?;
+        room.commit()?;
         Ok(room)
     }
 
@@ -196,10 +195,10 @@ impl Store {
         };
         let hot: Hot = decode("room hot state", &bytes)?;
         let history = SledHistory::new(*room, self.data.clone());
-        Ok(Some(Room {
-            engine: RoomEngine::open(history, hot),
-            data: self.data.clone(),
-        }))
+        Ok(Some(Room::new(
+            RoomEngine::open(history, hot),
+            self.data.clone(),
+        )))
     }
 
     /// Every stored room.
@@ -315,20 +314,43 @@ pub(crate) fn store_err(what: &'static str) -> impl Fn(sled::Error) -> Error {
 }
 
 /// A room open for writing: its engine over the store.
+///
+/// [`Room::submit`] judges events and collects their writes;
+/// [`Room::commit`] applies everything collected as one atomic batch (the
+/// events, their indexes, verdicts and the room's hot state). Then
+/// [`Store::wait_durable`] makes it durable. Collecting several events per
+/// batch is what makes ingest fast.
 #[derive(Debug)]
 pub struct Room {
     engine: RoomEngine<SledHistory>,
     data: sled::Tree,
+    /// Event records written since the last commit (read before sled).
+    events: HashMap<EventId, StoredEvent>,
+    /// Index writes since the last commit.
+    ops: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Something to commit.
+    dirty: bool,
 }
 
 impl Room {
+    fn new(engine: RoomEngine<SledHistory>, data: sled::Tree) -> Room {
+        Room {
+            engine,
+            data,
+            events: HashMap::new(),
+            ops: Vec::new(),
+            dirty: false,
+        }
+    }
+
     /// The engine (state, heads, digest, …).
     pub fn engine(&self) -> &RoomEngine<SledHistory> {
         &self.engine
     }
 
     /// Re-folds the room from scratch and returns the verdicts that differ
-    /// from the stored ones (none, for a healthy room). Writes nothing.
+    /// from the stored ones (none, for a healthy room). Writes nothing;
+    /// call it with nothing uncommitted.
     pub fn audit(&mut self) -> Vec<(EventId, Verdict)> {
         let hot = self.engine.hot().clone();
         let changed = self.engine.refold_all();
@@ -343,31 +365,35 @@ impl Room {
         changed
     }
 
-    /// Judges and stores a verified event; the write is applied at once and
-    /// becomes durable with the next flush ([`Store::wait_durable`]).
-    /// A refusal stores nothing.
+    /// Judges a verified event and collects its writes (see [`Room::commit`]).
+    /// A refusal collects nothing.
     pub fn submit(&mut self, ev: &VerifiedEvent, now: u64) -> Result<Result<Admission, Refusal>> {
         let admission = match self.engine.submit(ev, now) {
             Ok(a) => a,
-            Err(refusal) => {
-                self.engine.history_mut().discard();
-                return Ok(Err(refusal));
-            }
+            Err(refusal) => return Ok(Err(refusal)),
         };
         if let Admission::Applied { verdict, changed } = &admission {
             let mut redactions: Vec<(EventId, Verdict)> = changed.clone();
             redactions.push((ev.id(), verdict.clone()));
-            self.persist(ev, &redactions)?;
-        } else {
-            self.engine.history_mut().discard();
+            self.collect(ev, &redactions)?;
         }
         Ok(Ok(admission))
     }
 
-    /// Writes the engine's pending changes, the event and the hot state as
-    /// one atomic batch; drops the content of newly redacted messages.
-    fn persist(&mut self, ev: &VerifiedEvent, verdicts: &[(EventId, Verdict)]) -> Result<()> {
-        // Read what the pending writes know before they become a batch.
+    fn stored(&self, id: &EventId) -> Result<Option<StoredEvent>> {
+        if let Some(e) = self.events.get(id) {
+            return Ok(Some(e.clone()));
+        }
+        self.data
+            .get(key(P_EVENT, &[id.as_bytes()]))
+            .map_err(store_err("read event"))?
+            .map(|b| decode("stored event", &b))
+            .transpose()
+    }
+
+    /// Collects the event, its view indexes, and drops the content of
+    /// messages whose redaction was just accepted.
+    fn collect(&mut self, ev: &VerifiedEvent, verdicts: &[(EventId, Verdict)]) -> Result<()> {
         let redacted: Vec<EventId> = verdicts
             .iter()
             .filter(|(_, v)| v.is_accepted())
@@ -376,29 +402,43 @@ impl Room {
                 _ => None,
             })
             .collect();
-        let mut batch = self.engine.history_mut().take_batch()?;
-        let stored = StoredEvent {
-            room: self.engine.room(),
-            signed: ev.signed().clone(),
-        };
-        batch.insert(
-            key(P_EVENT, &[ev.id().as_bytes()]),
-            encode("stored event", &stored)?,
+        self.events.insert(
+            ev.id(),
+            StoredEvent {
+                room: self.engine.room(),
+                signed: ev.signed().clone(),
+            },
         );
-        views::index(ev, &mut batch);
+        views::index(ev, &mut self.ops);
         for target in redacted {
-            let k = key(P_EVENT, &[target.as_bytes()]);
-            if let Some(bytes) = self.data.get(&k).map_err(store_err("read event"))? {
-                let mut t: StoredEvent = decode("stored event", &bytes)?;
-                if t.signed.content.take().is_some() {
-                    batch.insert(k, encode("stored event", &t)?);
-                }
+            if let Some(mut t) = self.stored(&target)?
+                && t.signed.content.take().is_some()
+            {
+                self.events.insert(target, t);
             }
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Applies everything collected since the last commit as one atomic
+    /// batch. Not yet durable: follow with [`Store::wait_durable`].
+    pub fn commit(&mut self) -> Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let mut batch = self.engine.history_mut().take_batch()?;
+        for (id, e) in self.events.drain() {
+            batch.insert(key(P_EVENT, &[id.as_bytes()]), encode("stored event", &e)?);
+        }
+        for (k, v) in self.ops.drain(..) {
+            batch.insert(k, v);
         }
         batch.insert(
             key(P_HOT, &[self.engine.room().as_bytes()]),
             encode("room hot state", self.engine.hot())?,
         );
+        self.dirty = false;
         self.data
             .apply_batch(batch)
             .map_err(store_err("apply batch"))

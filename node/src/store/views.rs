@@ -55,7 +55,7 @@ pub fn terms(text: &str) -> Vec<String> {
 }
 
 /// Index entries for a newly stored event.
-pub(crate) fn index(ev: &VerifiedEvent, batch: &mut sled::Batch) {
+pub(crate) fn index(ev: &VerifiedEvent, ops: &mut Vec<(Vec<u8>, Vec<u8>)>) {
     let h = ev.header();
     let room = ev.room();
     let (target, body, mentions, thread) = match ev.content() {
@@ -67,31 +67,31 @@ pub(crate) fn index(ev: &VerifiedEvent, batch: &mut sled::Batch) {
         _ => return,
     };
     if let Some(root) = thread {
-        batch.insert(
+        ops.push((
             key(
                 P_THREAD,
                 &[root.as_bytes(), &h.depth.to_be_bytes(), ev.id().as_bytes()],
             ),
-            &[] as &[u8],
-        );
+            Vec::new(),
+        ));
     }
     for u in &mentions {
-        batch.insert(
+        ops.push((
             key(
                 P_MENTION,
                 &[&user_key(u), &h.ts.to_be_bytes(), target.as_bytes()],
             ),
-            room.as_bytes().as_slice(),
-        );
+            room.as_bytes().to_vec(),
+        ));
     }
     for t in terms(&body) {
-        batch.insert(
+        ops.push((
             key(
                 P_WORD,
                 &[t.as_bytes(), &[0], &h.ts.to_be_bytes(), target.as_bytes()],
             ),
-            room.as_bytes().as_slice(),
-        );
+            room.as_bytes().to_vec(),
+        ));
     }
 }
 

@@ -46,6 +46,7 @@ fn main() -> anyhow::Result<()> {
                             .next_header(alice.clone(), EventKind::Message, T0 + i);
                         let ev = key.sign_event(h, &text(&format!("thread {t} message {i}")))?;
                         r.submit(&ev, T0 + i)?.map_err(|e| anyhow::anyhow!("{e}"))?;
+                        r.commit()?;
                         ev.id()
                     };
                     store.wait_durable()?;
