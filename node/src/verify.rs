@@ -4,6 +4,7 @@
 //! equations), so every node accepts exactly the same set of signatures
 //! however its work was split.
 
+use confab_wire::sign::KeyCache;
 use confab_wire::{SignedEvent, VerifiedEvent};
 
 /// Below this many events a batch is verified on the calling thread: a
@@ -15,7 +16,11 @@ pub const PARALLEL_MIN: usize = 32;
 pub fn verify_all(events: Vec<SignedEvent>) -> Vec<confab_wire::Result<VerifiedEvent>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads <= 1 || events.len() < PARALLEL_MIN {
-        return events.into_iter().map(SignedEvent::verify).collect();
+        let mut keys = KeyCache::default();
+        return events
+            .into_iter()
+            .map(|e| e.verify_cached(&mut keys))
+            .collect();
     }
     let chunk = events.len().div_ceil(threads);
     let mut events = events;
@@ -31,8 +36,9 @@ pub fn verify_all(events: Vec<SignedEvent>) -> Vec<confab_wire::Result<VerifiedE
             .into_iter()
             .map(|part| {
                 s.spawn(move || {
+                    let mut keys = KeyCache::default();
                     part.into_iter()
-                        .map(SignedEvent::verify)
+                        .map(|e| e.verify_cached(&mut keys))
                         .collect::<Vec<_>>()
                 })
             })
@@ -47,6 +53,71 @@ pub fn verify_all(events: Vec<SignedEvent>) -> Vec<confab_wire::Result<VerifiedE
             })
             .collect()
     })
+}
+
+/// Verification on a thread of its own, so a caller can store batch k
+/// while batch k+1 is verified (ingest from a peer: the two stages use
+/// both cores). Batches come back in the order they went in.
+#[derive(Debug)]
+pub struct Verifier {
+    input: Option<std::sync::mpsc::SyncSender<Vec<SignedEvent>>>,
+    output: std::sync::mpsc::Receiver<Vec<confab_wire::Result<VerifiedEvent>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Verifier {
+    /// Starts the thread; at most `depth` batches wait on either side.
+    pub fn start(depth: usize) -> Verifier {
+        let (input, batches) = std::sync::mpsc::sync_channel::<Vec<SignedEvent>>(depth);
+        let (results, output) = std::sync::mpsc::sync_channel(depth);
+        let thread = std::thread::Builder::new()
+            .name("confab-verify".into())
+            .spawn(move || {
+                let mut keys = KeyCache::default();
+                for batch in batches {
+                    let verified = batch
+                        .into_iter()
+                        .map(|e| e.verify_cached(&mut keys))
+                        .collect();
+                    if results.send(verified).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok();
+        Verifier {
+            input: Some(input),
+            output,
+            thread,
+        }
+    }
+
+    /// Queues a batch (blocks while `depth` batches are waiting). False if
+    /// the thread is gone.
+    pub fn push(&self, batch: Vec<SignedEvent>) -> bool {
+        self.input.as_ref().is_some_and(|i| i.send(batch).is_ok())
+    }
+
+    /// The next verified batch, in order; `None` once the thread is gone.
+    pub fn next(&self) -> Option<Vec<confab_wire::Result<VerifiedEvent>>> {
+        self.output.recv().ok()
+    }
+}
+
+impl Drop for Verifier {
+    fn drop(&mut self) {
+        self.input.take();
+        while self.output.try_recv().is_ok() {}
+        if let Some(t) = self.thread.take() {
+            // The thread ends once its input is closed and its last result
+            // is taken or refused.
+            drop(std::mem::replace(
+                &mut self.output,
+                std::sync::mpsc::sync_channel(0).1,
+            ));
+            let _ = t.join();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -99,5 +170,27 @@ mod tests {
             }
         }
         assert_eq!(single.iter().filter(|ok| !**ok).count(), 4);
+    }
+
+    #[test]
+    fn the_pipeline_returns_batches_in_order() {
+        let evs = events(100);
+        let v = Verifier::start(2);
+        let batches: Vec<Vec<SignedEvent>> = evs.chunks(7).map(<[_]>::to_vec).collect();
+        let mut got = Vec::new();
+        let mut sent = 0;
+        for b in &batches {
+            assert!(v.push(b.clone()));
+            sent += 1;
+            if sent >= 2 {
+                got.extend(v.next().unwrap());
+            }
+        }
+        while got.len() < evs.len() {
+            got.extend(v.next().unwrap());
+        }
+        let ids: Vec<_> = got.into_iter().map(|r| r.unwrap().id()).collect();
+        let want: Vec<_> = evs.iter().map(SignedEvent::id).collect();
+        assert_eq!(ids, want);
     }
 }

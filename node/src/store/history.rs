@@ -9,19 +9,31 @@ use std::sync::Arc;
 
 use confab_wire::{EventId, NodeId, RoomId};
 
-use super::{P_CHAIN, P_CHECKPOINT, P_META, P_ORDER, P_RELATION, decode, encode, key, store_err};
+use super::{
+    EventRecord, P_CHAIN, P_CHECKPOINT, P_EVENT, P_ORDER, P_RELATION, decode, encode, key,
+    store_err,
+};
 use crate::engine::{EventMeta, History, Position, RoomState, Verdict};
 use crate::error::{Error, Result};
 
 type MetaRecord = (EventMeta, Verdict);
 
-/// Reads an event's meta and verdict.
-pub(crate) fn read_meta(tree: &sled::Tree, id: &EventId) -> Result<Option<MetaRecord>> {
-    tree.get(key(P_META, &[id.as_bytes()]))
-        .map_err(store_err("read meta"))?
-        .map(|b| decode("event meta", &b))
+/// Reads an event's whole record.
+pub(crate) fn read_record(tree: &sled::Tree, id: &EventId) -> Result<Option<EventRecord>> {
+    tree.get(key(P_EVENT, &[id.as_bytes()]))
+        .map_err(store_err("read event"))?
+        .map(|b| decode("event record", &b))
         .transpose()
 }
+
+/// Reads an event's meta and verdict.
+pub(crate) fn read_meta(tree: &sled::Tree, id: &EventId) -> Result<Option<MetaRecord>> {
+    Ok(read_record(tree, id)?.map(|r| (r.meta, r.verdict)))
+}
+
+/// Metas and verdicts written since the last batch, for the room to store
+/// with their events.
+pub(crate) type MetaWrites = Vec<(EventId, Arc<EventMeta>, Verdict)>;
 
 #[derive(Debug, Default)]
 struct WriteSet {
@@ -69,8 +81,9 @@ impl SledHistory {
         self.pending = WriteSet::default();
     }
 
-    /// Turns the pending writes into a batch and clears them.
-    pub(crate) fn take_batch(&mut self) -> Result<sled::Batch> {
+    /// Turns the pending writes into a batch and clears them; the metas
+    /// and verdicts come back separately, to be stored in event records.
+    pub(crate) fn take_batch(&mut self) -> Result<(sled::Batch, MetaWrites)> {
         if let Some(e) = self.failed.take() {
             self.discard();
             return Err(e);
@@ -78,10 +91,11 @@ impl SledHistory {
         let p = std::mem::take(&mut self.pending);
         let mut batch = sled::Batch::default();
         let room = self.room;
-        for (id, (meta, verdict)) in &p.metas {
-            let rec: (&EventMeta, &Verdict) = (meta, verdict);
-            batch.insert(key(P_META, &[id.as_bytes()]), encode("event meta", &rec)?);
-        }
+        let metas: MetaWrites = p
+            .metas
+            .iter()
+            .map(|(id, (m, v))| (*id, m.clone(), v.clone()))
+            .collect();
         for pos in &p.order {
             batch.insert(order_key(&room, pos), &[] as &[u8]);
         }
@@ -115,7 +129,7 @@ impl SledHistory {
         for (pos, state) in &p.checkpoints {
             batch.insert(checkpoint_key(&room, pos), encode("checkpoint", state)?);
         }
-        Ok(batch)
+        Ok((batch, metas))
     }
 
     fn stored_meta(&self, id: &EventId) -> Result<Option<MetaRecord>> {

@@ -8,8 +8,7 @@
 //!
 //! | key                                          | value                |
 //! |----------------------------------------------|----------------------|
-//! | `E` event_id                                 | [`StoredEvent`]      |
-//! | `M` event_id                                 | meta + verdict       |
+//! | `E` event_id                                 | [`EventRecord`]: room, meta, verdict, bytes |
 //! | `O` room_id depth(BE) event_id               | — (room order)       |
 //! | `C` room_id origin seq(BE) event_id          | — (origin chains)    |
 //! | `R` target_id event_id                       | — (relations)        |
@@ -49,7 +48,6 @@ pub use history::SledHistory;
 pub const SCHEMA_VERSION: u32 = 1;
 
 pub(crate) const P_EVENT: u8 = b'E';
-pub(crate) const P_META: u8 = b'M';
 pub(crate) const P_ORDER: u8 = b'O';
 pub(crate) const P_CHAIN: u8 = b'C';
 pub(crate) const P_RELATION: u8 = b'R';
@@ -64,6 +62,17 @@ pub struct StoredEvent {
     pub room: RoomId,
     /// The bytes as verified.
     pub signed: SignedEvent,
+}
+
+/// One record per event: what the engine needs (meta, verdict) and what
+/// readers need (the bytes), under one key because every sled key costs
+/// microseconds to write.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub(crate) struct EventRecord {
+    pub(crate) room: RoomId,
+    pub(crate) meta: crate::engine::EventMeta,
+    pub(crate) verdict: Verdict,
+    pub(crate) signed: SignedEvent,
 }
 
 pub(crate) fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -105,6 +114,7 @@ impl Store {
             .path(dir)
             // Durability comes from our own group commit, not a timer.
             .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| Error::Store {
                 what: "open",
@@ -118,6 +128,7 @@ impl Store {
         let db = sled::Config::new()
             .temporary(true)
             .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| Error::Store {
                 what: "open",
@@ -222,11 +233,10 @@ impl Store {
 
     /// A stored event.
     pub fn event(&self, id: &EventId) -> Result<Option<StoredEvent>> {
-        self.data
-            .get(key(P_EVENT, &[id.as_bytes()]))
-            .map_err(store_err("read event"))?
-            .map(|b| decode("stored event", &b))
-            .transpose()
+        Ok(history::read_record(&self.data, id)?.map(|r| StoredEvent {
+            room: r.room,
+            signed: r.signed,
+        }))
     }
 
     /// A page of the room's accepted events in order, at most `limit`,
@@ -328,6 +338,8 @@ pub struct Room {
     events: HashMap<EventId, StoredEvent>,
     /// Index writes since the last commit.
     ops: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Search postings since the last commit.
+    postings: views::Postings,
     /// Something to commit.
     dirty: bool,
 }
@@ -339,6 +351,7 @@ impl Room {
             data,
             events: HashMap::new(),
             ops: Vec::new(),
+            postings: views::Postings::new(),
             dirty: false,
         }
     }
@@ -384,11 +397,10 @@ impl Room {
         if let Some(e) = self.events.get(id) {
             return Ok(Some(e.clone()));
         }
-        self.data
-            .get(key(P_EVENT, &[id.as_bytes()]))
-            .map_err(store_err("read event"))?
-            .map(|b| decode("stored event", &b))
-            .transpose()
+        Ok(history::read_record(&self.data, id)?.map(|r| StoredEvent {
+            room: r.room,
+            signed: r.signed,
+        }))
     }
 
     /// Collects the event, its view indexes, and drops the content of
@@ -409,7 +421,7 @@ impl Room {
                 signed: ev.signed().clone(),
             },
         );
-        views::index(ev, &mut self.ops);
+        views::index(ev, &mut self.ops, &mut self.postings);
         for target in redacted {
             if let Some(mut t) = self.stored(&target)?
                 && t.signed.content.take().is_some()
@@ -427,9 +439,42 @@ impl Room {
         if !self.dirty {
             return Ok(());
         }
-        let mut batch = self.engine.history_mut().take_batch()?;
+        let (mut batch, metas) = self.engine.history_mut().take_batch()?;
+        views::flush_postings(&self.engine.room(), &mut self.postings, &mut self.ops)?;
+        // New events and changed verdicts.
+        for (id, meta, verdict) in metas {
+            let signed = match self.events.remove(&id) {
+                Some(e) => e.signed,
+                None => match history::read_record(&self.data, &id)? {
+                    Some(r) => r.signed,
+                    None => {
+                        return Err(Error::Corrupt {
+                            what: "event record",
+                            detail: format!("verdict for {id} without its event"),
+                        });
+                    }
+                },
+            };
+            let rec = EventRecord {
+                room: self.engine.room(),
+                meta: (*meta).clone(),
+                verdict,
+                signed,
+            };
+            batch.insert(
+                key(P_EVENT, &[id.as_bytes()]),
+                encode("event record", &rec)?,
+            );
+        }
+        // Content dropped from events whose verdict did not change.
         for (id, e) in self.events.drain() {
-            batch.insert(key(P_EVENT, &[id.as_bytes()]), encode("stored event", &e)?);
+            if let Some(mut rec) = history::read_record(&self.data, &id)? {
+                rec.signed = e.signed;
+                batch.insert(
+                    key(P_EVENT, &[id.as_bytes()]),
+                    encode("event record", &rec)?,
+                );
+            }
         }
         for (k, v) in self.ops.drain(..) {
             batch.insert(k, v);

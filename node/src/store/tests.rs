@@ -537,3 +537,45 @@ fn search_terms_are_words_lowercased() {
         vec!["42", "café", "hello", "world"]
     );
 }
+
+/// Postings of one commit share a block; blocks from later commits may
+/// hold older messages (late arrivals): results still come newest first,
+/// and `before` pages through them exactly.
+#[test]
+fn search_merges_blocks_newest_first() {
+    let store = Store::temporary().unwrap();
+    let mut room = store.create_room(&create_event()).unwrap();
+    let r = room.engine().room();
+    let submit = |room: &mut Room, body: &str, ts: u64| {
+        let header = room.engine().next_header(alice(), EventKind::Message, ts);
+        let ev = alice_key()
+            .sign_event(header, &msg(body, None, vec![]))
+            .unwrap();
+        room.submit(&ev, u64::MAX / 2).unwrap().unwrap();
+        ev.id()
+    };
+    // Commit 1: ts 10, 30, 50.
+    let a = submit(&mut room, "deploy alpha", T0 + 10);
+    let b = submit(&mut room, "deploy beta", T0 + 30);
+    let c = submit(&mut room, "deploy gamma", T0 + 50);
+    room.commit().unwrap();
+    // Commit 2: ts 20, 40 (older than c).
+    let d = submit(&mut room, "deploy delta", T0 + 20);
+    let e = submit(&mut room, "deploy epsilon", T0 + 40);
+    room.commit().unwrap();
+    let all = store.search(Some(&[r]), "deploy", None, 10).unwrap();
+    assert_eq!(all, vec![c, e, b, d, a]);
+    assert_eq!(store.search(None, "deploy", None, 2).unwrap(), vec![c, e]);
+    assert_eq!(
+        store.search(None, "deploy", Some(T0 + 40), 2).unwrap(),
+        vec![b, d]
+    );
+    assert_eq!(
+        store.search(None, "deploy", Some(T0 + 20), 5).unwrap(),
+        vec![a]
+    );
+    assert_eq!(
+        store.search(None, "deploy epsilon", None, 5).unwrap(),
+        vec![e]
+    );
+}

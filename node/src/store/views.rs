@@ -5,11 +5,16 @@
 //! query keeps only what is accepted and not deleted *now*, so a re-fold
 //! that flips a verdict, or a later redaction, needs no index rewrite.
 //!
+//! The word index keeps one posting block per term per commit (all the
+//! room's events of that commit holding the term), not one key per word
+//! occurrence: a sled key costs microseconds to write, and a 200-byte
+//! message holds some 25 words.
+//!
 //! | key                                              | value   |
 //! |--------------------------------------------------|---------|
 //! | `T` root depth(BE) event                         | —       |
 //! | `U` node len localpart ts(BE) event              | room    |
-//! | `W` term 0x00 ts(BE) event                       | room    |
+//! | `W` term 0x00 max_ts(BE) first_event             | room, [(ts, event)] |
 //! | `P` room node len localpart                      | depth(BE) event |
 
 use std::collections::BTreeMap;
@@ -18,7 +23,7 @@ use confab_wire::event::{Content, EventKind};
 use confab_wire::{EventId, RoomId, UserId, VerifiedEvent};
 
 use super::history::read_meta;
-use super::{P_EVENT, P_RELATION, Store, StoredEvent, decode, key, store_err};
+use super::{P_RELATION, Store, key, store_err};
 use crate::engine::{EventMeta, Verdict};
 use crate::error::Result;
 
@@ -54,8 +59,41 @@ pub fn terms(text: &str) -> Vec<String> {
     out
 }
 
+/// Search postings collected for one commit: term → (ts, event).
+pub(crate) type Postings = BTreeMap<String, Vec<(u64, EventId)>>;
+
+/// Writes one posting block per term.
+pub(crate) fn flush_postings(
+    room: &RoomId,
+    postings: &mut Postings,
+    ops: &mut Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<()> {
+    for (term, mut entries) in std::mem::take(postings) {
+        entries.sort_unstable_by(|a, b| b.cmp(a));
+        let (max_ts, first) = entries[0];
+        let block = (room.0, entries);
+        ops.push((
+            key(
+                P_WORD,
+                &[
+                    term.as_bytes(),
+                    &[0],
+                    &max_ts.to_be_bytes(),
+                    first.as_bytes(),
+                ],
+            ),
+            super::encode("posting block", &block)?,
+        ));
+    }
+    Ok(())
+}
+
 /// Index entries for a newly stored event.
-pub(crate) fn index(ev: &VerifiedEvent, ops: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+pub(crate) fn index(
+    ev: &VerifiedEvent,
+    ops: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    postings: &mut Postings,
+) {
     let h = ev.header();
     let room = ev.room();
     let (target, body, mentions, thread) = match ev.content() {
@@ -85,14 +123,16 @@ pub(crate) fn index(ev: &VerifiedEvent, ops: &mut Vec<(Vec<u8>, Vec<u8>)>) {
         ));
     }
     for t in terms(&body) {
-        ops.push((
-            key(
-                P_WORD,
-                &[t.as_bytes(), &[0], &h.ts.to_be_bytes(), target.as_bytes()],
-            ),
-            room.as_bytes().to_vec(),
-        ));
+        postings.entry(t).or_default().push((h.ts, target));
     }
+}
+
+/// The content of a record, if it still has one. It was checked against
+/// its hash when the event was accepted; decoding it again is all a view
+/// needs.
+fn record_content(rec: &super::EventRecord) -> Option<Content> {
+    let content = rec.signed.content.as_ref()?;
+    Content::decode_for(&rec.meta.kind, content).ok()
 }
 
 /// A message as people see it now.
@@ -146,42 +186,23 @@ impl Store {
     }
 
     fn content_of(&self, id: &EventId) -> Result<Option<Content>> {
-        let Some(bytes) = self
-            .data
-            .get(key(P_EVENT, &[id.as_bytes()]))
-            .map_err(store_err("read event"))?
-        else {
-            return Ok(None);
-        };
-        let stored: StoredEvent = decode("stored event", &bytes)?;
-        let Some(content) = &stored.signed.content else {
-            return Ok(None);
-        };
-        let header =
-            stored
-                .signed
-                .check_without_signature()
-                .map_err(|e| crate::error::Error::Corrupt {
-                    what: "stored event",
-                    detail: e.to_string(),
-                })?;
-        Ok(Content::decode_for(&header.kind, content).ok())
+        Ok(super::history::read_record(&self.data, id)?.and_then(|r| record_content(&r)))
     }
 
     /// The message as shown now, or `None` if it is not an accepted message.
     pub fn message_view(&self, id: &EventId) -> Result<Option<MessageView>> {
-        let Some((meta, verdict)) = self.meta_of(id)? else {
+        let Some(rec) = super::history::read_record(&self.data, id)? else {
             return Ok(None);
         };
-        if !verdict.is_accepted() || !matches!(meta.kind, EventKind::Message) {
+        if !rec.verdict.is_accepted() || !matches!(rec.meta.kind, EventKind::Message) {
             return Ok(None);
         }
-        let stored = self.event(id)?;
-        let room = stored.map(|s| s.room).unwrap_or(RoomId([0; 32]));
-        let mut body = match self.content_of(id)? {
+        let room = rec.room;
+        let mut body = match record_content(&rec) {
             Some(Content::Message(m)) => Some(m.body),
             _ => None,
         };
+        let meta = rec.meta;
         let mut edited = false;
         let mut deleted = None;
         let mut reactions: BTreeMap<String, Vec<UserId>> = BTreeMap::new();
@@ -403,42 +424,58 @@ impl Store {
             return Ok(Vec::new());
         };
         let prefix = key(P_WORD, &[first.as_bytes(), &[0]]);
-        let end = match before {
-            Some(ts) => key(P_WORD, &[first.as_bytes(), &[0], &ts.to_be_bytes()]),
-            None => key(P_WORD, &[first.as_bytes(), &[1]]),
-        };
+        let before = before.unwrap_or(u64::MAX);
+        // Blocks come newest-first by their newest entry; entries of an
+        // older block may still be newer than some of a newer one, so merge
+        // through a heap and emit only what no unread block can beat.
+        let mut blocks = self.data.scan_prefix(&prefix).rev().peekable();
+        let mut heap: std::collections::BinaryHeap<(u64, EventId, RoomId)> =
+            std::collections::BinaryHeap::new();
         let mut out: Vec<EventId> = Vec::new();
-        for item in self.data.range(prefix..end).rev() {
-            let (k, room) = item.map_err(store_err("scan search index"))?;
-            let Some(id) = k
-                .get(k.len() - 32..)
-                .and_then(|s| <[u8; 32]>::try_from(s).ok())
-            else {
-                continue;
+        loop {
+            let next_max = match blocks.peek() {
+                Some(Ok((k, _))) => k
+                    .get(prefix.len()..prefix.len() + 8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes),
+                _ => 0,
             };
-            let id = EventId(id);
-            if out.contains(&id) {
-                continue;
-            }
-            if let Some(rooms) = rooms
-                && !rooms
-                    .iter()
-                    .any(|r| r.as_bytes().as_slice() == room.as_ref())
-            {
-                continue;
-            }
-            // Check against the text as it is now (edits, deletions).
-            let Some(view) = self.message_view(&id)? else {
-                continue;
-            };
-            let Some(body) = &view.body else {
-                continue;
-            };
-            let now = terms(body);
-            if words.iter().all(|w| now.binary_search(w).is_ok()) {
-                out.push(id);
-                if out.len() == limit {
+            while heap.peek().is_some_and(|(ts, _, _)| *ts >= next_max) {
+                let Some((_, id, room)) = heap.pop() else {
                     break;
+                };
+                if out.contains(&id) {
+                    continue;
+                }
+                if let Some(rooms) = rooms
+                    && !rooms.contains(&room)
+                {
+                    continue;
+                }
+                // Check against the text as it is now (edits, deletions).
+                let Some(view) = self.message_view(&id)? else {
+                    continue;
+                };
+                let Some(body) = &view.body else {
+                    continue;
+                };
+                let now = terms(body);
+                if words.iter().all(|w| now.binary_search(w).is_ok()) {
+                    out.push(id);
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            let Some(block) = blocks.next() else {
+                break;
+            };
+            let (_, value) = block.map_err(store_err("scan search index"))?;
+            let (room, entries): ([u8; 32], Vec<(u64, EventId)>) =
+                super::decode("posting block", &value)?;
+            for (ts, id) in entries {
+                if ts < before {
+                    heap.push((ts, id, RoomId(room)));
                 }
             }
         }
