@@ -96,8 +96,14 @@ impl SledHistory {
             .iter()
             .map(|(id, (m, v))| (*id, m.clone(), v.clone()))
             .collect();
-        for pos in &p.order {
-            batch.insert(order_key(&room, pos), &[] as &[u8]);
+        // Every new event and every changed verdict has a meta write; its
+        // order entry carries the flags a page needs, so paging reads no
+        // event records.
+        for (meta, verdict) in p.metas.values() {
+            batch.insert(
+                order_key(&room, &meta.position()),
+                &[order_flags(meta, verdict)],
+            );
         }
         for (origin, seq, id) in &p.chains {
             batch.insert(
@@ -159,6 +165,29 @@ fn room_bound(room: &RoomId) -> [u8; 32] {
         }
     }
     [0xff; 32]
+}
+
+/// Order entry flag: the event is accepted.
+pub(crate) const ORDER_ACCEPTED: u8 = 1;
+/// Order entry flag: the event has a line of its own in a timeline (a
+/// message, or a system line such as a join or a topic change; not the
+/// create event, nor edits, deletions and reactions, which change the
+/// message they point at).
+pub(crate) const ORDER_SHOWN: u8 = 2;
+
+fn order_flags(meta: &EventMeta, verdict: &Verdict) -> u8 {
+    let mut f = 0;
+    if verdict.is_accepted() {
+        f |= ORDER_ACCEPTED;
+    }
+    use confab_wire::event::EventKind as K;
+    if !matches!(
+        meta.kind,
+        K::Create(_) | K::Edit { .. } | K::Redact { .. } | K::React { .. } | K::Unreact { .. }
+    ) {
+        f |= ORDER_SHOWN;
+    }
+    f
 }
 
 fn order_key(room: &RoomId, pos: &Position) -> Vec<u8> {

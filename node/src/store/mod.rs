@@ -26,6 +26,7 @@
 //! process; after a power loss, recent writes may depend on the disk and
 //! file system honouring the write order. See the README.
 
+pub mod accounts;
 mod flush;
 mod history;
 pub mod views;
@@ -239,40 +240,39 @@ impl Store {
         }))
     }
 
-    /// A page of the room's accepted events in order, at most `limit`,
-    /// oldest first; cost is proportional to the page, not the history.
+    /// A page of the room's timeline (accepted messages and system lines)
+    /// in order, at most `limit`,
+    /// oldest first; cost is proportional to the page, not the history
+    /// (the order index carries each event's flags, so no record is read).
     pub fn page(&self, room: &RoomId, anchor: Anchor, limit: usize) -> Result<Vec<EventId>> {
         let prefix = key(P_ORDER, &[room.as_bytes()]);
-        let order_key = |id: &EventId| -> Result<Option<Vec<u8>>> {
-            let Some(m) = history::read_meta(&self.data, id)? else {
-                return Ok(None);
+        let order_key = |id: &EventId| -> Result<Vec<u8>> {
+            let Some((m, _)) = history::read_meta(&self.data, id)? else {
+                return Err(Error::NotFound { what: "event" });
             };
-            Ok(Some(key(
+            Ok(key(
                 P_ORDER,
-                &[room.as_bytes(), &m.0.depth.to_be_bytes(), id.as_bytes()],
-            )))
+                &[room.as_bytes(), &m.depth.to_be_bytes(), id.as_bytes()],
+            ))
         };
-        let accepted = |k: &[u8]| -> Result<Option<EventId>> {
-            let id = order_key_id(k)?;
-            Ok(history::read_meta(&self.data, &id)?
-                .filter(|(m, v)| v.is_accepted() && !matches!(m.kind, EventKind::Create(_)))
-                .map(|_| id))
+        let shown = |k: &[u8], v: &[u8]| -> Result<Option<EventId>> {
+            let wanted = history::ORDER_ACCEPTED | history::ORDER_SHOWN;
+            if v.first().is_some_and(|f| f & wanted == wanted) {
+                order_key_id(k).map(Some)
+            } else {
+                Ok(None)
+            }
         };
         let mut out = Vec::with_capacity(limit);
         match anchor {
             Anchor::Latest | Anchor::Before(_) => {
                 let iter = match anchor {
-                    Anchor::Before(id) => {
-                        let Some(end) = order_key(&id)? else {
-                            return Err(Error::NotFound { what: "event" });
-                        };
-                        self.data.range(prefix.clone()..end)
-                    }
+                    Anchor::Before(id) => self.data.range(prefix.clone()..order_key(&id)?),
                     _ => self.data.scan_prefix(&prefix),
                 };
                 for item in iter.rev() {
-                    let (k, _) = item.map_err(store_err("page"))?;
-                    if let Some(id) = accepted(&k)? {
+                    let (k, v) = item.map_err(store_err("page"))?;
+                    if let Some(id) = shown(&k, &v)? {
                         out.push(id);
                         if out.len() == limit {
                             break;
@@ -282,15 +282,12 @@ impl Store {
                 out.reverse();
             }
             Anchor::After(id) => {
-                let Some(start) = order_key(&id)? else {
-                    return Err(Error::NotFound { what: "event" });
-                };
-                for item in self.data.range(start..).skip(1) {
-                    let (k, _) = item.map_err(store_err("page"))?;
+                for item in self.data.range(order_key(&id)?..).skip(1) {
+                    let (k, v) = item.map_err(store_err("page"))?;
                     if !k.starts_with(&prefix) {
                         break;
                     }
-                    if let Some(id) = accepted(&k)? {
+                    if let Some(id) = shown(&k, &v)? {
                         out.push(id);
                         if out.len() == limit {
                             break;

@@ -579,3 +579,73 @@ fn search_merges_blocks_newest_first() {
         vec![e]
     );
 }
+
+/// A page lists messages and system lines (joins here) that were accepted;
+/// reactions, edits and deletions change their message instead, and a
+/// rejected event is never listed.
+#[test]
+fn pages_list_messages_and_system_lines_only() {
+    use confab_wire::event::EditContent;
+    let store = Store::temporary().unwrap();
+    let mut room = store.create_room(&create_event()).unwrap();
+    let r = room.engine().room();
+    let join = post_as(
+        &mut room,
+        &bob_key(),
+        &bob(),
+        EventKind::Join,
+        Content::Empty,
+        T0 + 1,
+    );
+    let m = post_as(
+        &mut room,
+        &bob_key(),
+        &bob(),
+        EventKind::Message,
+        msg("hi", None, vec![]),
+        T0 + 2,
+    );
+    post_as(
+        &mut room,
+        &alice_key(),
+        &alice(),
+        EventKind::React {
+            target: m.id(),
+            emoji: "👍".into(),
+        },
+        Content::Empty,
+        T0 + 3,
+    );
+    post_as(
+        &mut room,
+        &bob_key(),
+        &bob(),
+        EventKind::Edit { target: m.id() },
+        Content::Edit(EditContent {
+            body: "hello".into(),
+            mentions: vec![],
+        }),
+        T0 + 4,
+    );
+    // A stranger's message is rejected (kept, not listed).
+    let carol_key = NodeKey::from_secret(&[3; 32]);
+    let carol = UserId::new(carol_key.node_id(), "carol").unwrap();
+    let header = room
+        .engine()
+        .next_header(carol.clone(), EventKind::Message, T0 + 5);
+    let rejected = carol_key
+        .sign_event(header, &msg("spam", None, vec![]))
+        .unwrap();
+    assert!(matches!(
+        room.submit(&rejected, T0 + 5).unwrap().unwrap(),
+        Admission::Applied {
+            verdict: Verdict::Rejected(_),
+            ..
+        }
+    ));
+    room.commit().unwrap();
+    assert_eq!(
+        store.page(&r, Anchor::Latest, 10).unwrap(),
+        vec![join.id(), m.id()]
+    );
+}
