@@ -244,12 +244,62 @@ fn ingest(store: &Store, events: &[VerifiedEvent]) -> f64 {
     signed.len() as f64 / total.as_secs_f64()
 }
 
+/// sled's own cost per key in this run: batches of 256 inserts and a flush,
+/// random 33-byte keys with 800-byte values (like event records) and
+/// sequential 41-byte keys with empty values (like index entries).
+fn sled_floor() -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sled::Config::new()
+        .path(dir.path())
+        .flush_every_ms(None)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .expect("sled");
+    let t = db.open_tree("floor").expect("tree");
+    let n = 50_000u64;
+    let run = |keyf: &dyn Fn(u64) -> Vec<u8>, value: &[u8]| {
+        let start = Instant::now();
+        for chunk in 0..n / 256 {
+            let mut b = sled::Batch::default();
+            for i in 0..256 {
+                b.insert(keyf(chunk * 256 + i), value);
+            }
+            t.apply_batch(b).expect("batch");
+            db.flush().expect("flush");
+        }
+        start.elapsed().as_secs_f64() * 1e6 / n as f64
+    };
+    let random = run(
+        &|i| {
+            let mut k = vec![b'E'];
+            k.extend_from_slice(&confab_wire::sign::content_hash(&i.to_be_bytes()).0);
+            k
+        },
+        &[7u8; 800],
+    );
+    let sequential = run(
+        &|i| {
+            let mut k = vec![b'O'];
+            k.extend_from_slice(&[1u8; 32]);
+            k.extend_from_slice(&i.to_be_bytes());
+            k
+        },
+        &[],
+    );
+    (random, sequential)
+}
+
 fn main() {
     let big: usize = std::env::var("CONFAB_BENCH_EVENTS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
     let small = 100_000.min(big);
+    if std::env::var_os("CONFAB_BENCH_SLED_ONLY").is_some() {
+        let (random, sequential) = sled_floor();
+        println!("sled: random {random:.1} µs/key, sequential {sequential:.1} µs/key");
+        return;
+    }
     if std::env::var_os("CONFAB_BENCH_INGEST_ONLY").is_some() {
         let linear = linear_room(small);
         let dir = tempfile::tempdir().expect("tempdir");
@@ -264,6 +314,13 @@ fn main() {
     println!("| measure | value | vs raw verify_strict ({raw:.0}/s, 1 core) |");
     println!("|---|---|---|");
     println!("| raw `verify_strict`, one core | {raw:.0} events/s | 1.00 |");
+    let (random, sequential) = sled_floor();
+    println!(
+        "| sled alone: insert + flush, random 33-byte key, 800-byte value (batches of 256) | {random:.1} µs/key | |"
+    );
+    println!(
+        "| sled alone: insert + flush, sequential 41-byte key, empty value | {sequential:.1} µs/key | |"
+    );
 
     {
         let sample: Vec<SignedEvent> = linear[1..5001.min(linear.len())]
