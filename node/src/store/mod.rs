@@ -320,6 +320,22 @@ pub(crate) fn store_err(what: &'static str) -> impl Fn(sled::Error) -> Error {
     move |source| Error::Store { what, source }
 }
 
+/// What a re-fold from scratch found (see [`Room::audit`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Audit {
+    /// Events whose verdict the re-fold gives differently, with that verdict.
+    pub verdicts: Vec<(EventId, Verdict)>,
+    /// The folded state differs from the stored one.
+    pub state_differs: bool,
+}
+
+impl Audit {
+    /// True if the stored room equals a fold from scratch.
+    pub fn is_clean(&self) -> bool {
+        self.verdicts.is_empty() && !self.state_differs
+    }
+}
+
 /// A room open for writing: its engine over the store.
 ///
 /// [`Room::submit`] judges events and collects their writes;
@@ -358,21 +374,18 @@ impl Room {
         &self.engine
     }
 
-    /// Re-folds the room from scratch and returns the verdicts that differ
-    /// from the stored ones (none, for a healthy room). Writes nothing;
-    /// call it with nothing uncommitted.
-    pub fn audit(&mut self) -> Vec<(EventId, Verdict)> {
+    /// Re-folds the room from scratch and compares with what is stored.
+    /// Writes nothing; call it with nothing uncommitted.
+    pub fn audit(&mut self) -> Audit {
         let hot = self.engine.hot().clone();
-        let changed = self.engine.refold_all();
+        let verdicts = self.engine.refold_all();
         self.engine.history_mut().discard();
-        let mismatch = self.engine.hot().state != hot.state;
+        let state_differs = self.engine.hot().state != hot.state;
         self.engine.restore_hot(hot);
-        if mismatch && changed.is_empty() {
-            // State differs though every verdict agrees: report it on the
-            // create event so the caller sees a non-empty answer.
-            return vec![(self.engine.create_event().id, Verdict::Accepted)];
+        Audit {
+            verdicts,
+            state_differs,
         }
-        changed
     }
 
     /// Judges a verified event and collects its writes (see [`Room::commit`]).
