@@ -12,6 +12,7 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod federation;
 pub mod identity;
 pub mod local;
 pub mod store;

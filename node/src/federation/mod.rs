@@ -1,0 +1,13 @@
+//! Federation: replicating the rooms a node shares with its peers.
+//!
+//! - [`sync`]: the per-peer replication state machine. Sans-IO: frames and
+//!   time in, frames and timers out; no `.await`, no clock, seeded jitter.
+//! - [`replica`]: the node's rooms as replication sees them (store-backed):
+//!   version vectors, events a peer lacks, and ingest of a peer's events
+//!   (verify, judge, park events whose parents are missing, commit, flush).
+//!
+//! A thin tokio task per quinn connection will only move bytes and timers
+//! between a [`sync::PeerSync`] and its socket.
+
+pub mod replica;
+pub mod sync;

@@ -1,0 +1,510 @@
+//! Replication with one peer, as a state machine.
+//!
+//! Call order, as in quinn-proto: feed input with [`PeerSync::handle_message`]
+//! and [`PeerSync::handle_timeout`]; queue local events with
+//! [`PeerSync::push`]; then drain [`PeerSync::poll_transmit`] and ask
+//! [`PeerSync::poll_timeout`] when to call `handle_timeout` next.
+//!
+//! Protocol: both sides send `Hello`; after it, each sends the version
+//! vector of every room they share. A side that sees it lacks something
+//! sends one `Want` per room (its own vector as `since`); the answer is
+//! `Events` in causal order followed by the answerer's vector, which makes
+//! the asker look again and ask for the next part: flow control with one
+//! request in flight per room. A vector whose head for some origin
+//! sequence is an event this node does not hold reveals a forked chain:
+//! that head is fetched with `GetEvents`. Events whose parents are missing
+//! trigger `GetEvents` for the parents. Every few seconds vectors are sent
+//! again (anti-entropy), so lost frames, partitions and restarts heal.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use confab_wire::fed::{
+    EventBatch, FED_PROTOCOL_VERSION, FedError, FedErrorCode, GetEvents, Hello, MAX_BATCH_EVENTS,
+    MAX_GET_EVENTS, OriginHead, OriginSince, VersionVector, Want,
+};
+use confab_wire::{EventId, FedMessage, NodeId, RoomId, SignedEvent};
+
+/// Anti-entropy period.
+pub const ANTI_ENTROPY_MS: u64 = 5_000;
+/// Most events asked for at once.
+pub const WANT_LIMIT: u32 = 512;
+/// Most bytes of events in one frame (the frame limit is 1 MiB).
+pub const BATCH_BYTES_MAX: usize = 768 * 1024;
+/// Invalid events a peer may send before it is disconnected.
+pub const BAD_EVENTS_MAX: u32 = 64;
+
+/// What ingesting a peer's events gave.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    /// Newly stored and durable (to be pushed on to other peers).
+    pub accepted: Vec<SignedEvent>,
+    /// Ancestors to fetch.
+    pub missing: Vec<EventId>,
+    /// Events that failed verification or the room's structure rules.
+    pub invalid: u32,
+}
+
+/// The node's rooms, as replication needs them.
+pub trait Rooms {
+    /// Rooms this node shares with `peer` (the peer has a member, an
+    /// invitee or events there).
+    fn shared_rooms(&self, peer: &NodeId) -> Vec<RoomId>;
+    /// True if this node holds the room.
+    fn has_room(&self, room: &RoomId) -> bool;
+    /// The room's version vector, ascending by origin.
+    fn vector(&self, room: &RoomId) -> Vec<OriginHead>;
+    /// True if the event is held.
+    fn holds(&self, room: &RoomId, id: &EventId) -> bool;
+    /// Events the asker lacks given what it has, in causal order, at most `limit`.
+    fn events_after(&self, room: &RoomId, since: &[OriginSince], limit: usize) -> Vec<SignedEvent>;
+    /// These events, those held, in causal order.
+    fn events_by_id(&self, room: &RoomId, ids: &[EventId]) -> Vec<SignedEvent>;
+    /// Verifies, judges and stores events from `from`; durable on return.
+    fn receive(
+        &mut self,
+        now: u64,
+        from: &NodeId,
+        room: &RoomId,
+        events: Vec<SignedEvent>,
+    ) -> Received;
+}
+
+/// What the node must act on after a frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Events newly accepted from this peer, per room: push them to the others.
+    pub accepted: Vec<(RoomId, SignedEvent)>,
+    /// Ephemeral signals from the peer.
+    pub ephemeral: Vec<confab_wire::fed::Ephemeral>,
+}
+
+/// Replication with one peer.
+#[derive(Debug)]
+pub struct PeerSync {
+    hello: Hello,
+    peer: NodeId,
+    version: Option<u16>,
+    outbox: VecDeque<FedMessage>,
+    pushes: BTreeMap<RoomId, Vec<SignedEvent>>,
+    wanting: BTreeSet<RoomId>,
+    next_anti_entropy: u64,
+    bad_events: u32,
+    closed: Option<String>,
+    rng: u64,
+    /// When we last answered a repeated hello (at most once per period,
+    /// so two peers cannot ping-pong hellos).
+    hello_answered: Option<u64>,
+}
+
+impl PeerSync {
+    /// Starts replication with `peer` (already authenticated by TLS).
+    /// `seed` drives the jitter of the anti-entropy timer.
+    pub fn new(hello: Hello, peer: NodeId, now: u64, seed: u64) -> PeerSync {
+        let mut s = PeerSync {
+            outbox: VecDeque::from([FedMessage::Hello(hello.clone())]),
+            hello,
+            peer,
+            version: None,
+            pushes: BTreeMap::new(),
+            wanting: BTreeSet::new(),
+            next_anti_entropy: now,
+            bad_events: 0,
+            closed: None,
+            rng: seed | 1,
+            hello_answered: None,
+        };
+        s.next_anti_entropy = now + s.jittered(ANTI_ENTROPY_MS);
+        s
+    }
+
+    /// The peer.
+    pub fn peer(&self) -> &NodeId {
+        &self.peer
+    }
+
+    /// Why the connection must close, once it must.
+    pub fn closed(&self) -> Option<&str> {
+        self.closed.as_deref()
+    }
+
+    /// True once both sides have said hello.
+    pub fn is_ready(&self) -> bool {
+        self.version.is_some() && self.closed.is_none()
+    }
+
+    fn jittered(&mut self, ms: u64) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        // ±20 %.
+        ms * 4 / 5 + self.rng % (ms * 2 / 5 + 1)
+    }
+
+    fn close(&mut self, code: FedErrorCode, reason: String) {
+        self.outbox.push_back(FedMessage::Error(FedError {
+            code,
+            message: reason.chars().take(200).collect(),
+        }));
+        self.closed.get_or_insert(reason);
+    }
+
+    /// Queues a new local or newly accepted event for the peer.
+    pub fn push(&mut self, room: RoomId, event: SignedEvent) {
+        if self.closed.is_none() {
+            self.pushes.entry(room).or_default().push(event);
+        }
+    }
+
+    /// The next frame to send.
+    pub fn poll_transmit(&mut self) -> Option<FedMessage> {
+        if let Some(m) = self.outbox.pop_front() {
+            return Some(m);
+        }
+        if !self.is_ready() {
+            return None;
+        }
+        let room = *self.pushes.keys().next()?;
+        let events = self.pushes.remove(&room)?;
+        let mut batches = batches(room, events);
+        let first = batches.pop_front();
+        self.outbox.extend(batches);
+        first
+    }
+
+    /// When to call [`PeerSync::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.closed.is_none().then_some(self.next_anti_entropy)
+    }
+
+    /// Runs timers: anti-entropy.
+    pub fn handle_timeout(&mut self, now: u64, rooms: &impl Rooms) {
+        if self.closed.is_some() || now < self.next_anti_entropy {
+            return;
+        }
+        let period = self.jittered(ANTI_ENTROPY_MS);
+        self.next_anti_entropy = now + period;
+        if self.version.is_some() {
+            // Forget requests that got no answer: they are asked anew.
+            self.wanting.clear();
+            self.send_vectors(rooms);
+        } else {
+            // No hello from the peer yet: say ours again (harmless twice).
+            self.outbox.push_back(FedMessage::Hello(self.hello.clone()));
+        }
+    }
+
+    fn send_vectors(&mut self, rooms: &impl Rooms) {
+        for room in rooms.shared_rooms(&self.peer) {
+            self.outbox
+                .push_back(FedMessage::VersionVector(VersionVector {
+                    room,
+                    origins: rooms.vector(&room),
+                }));
+        }
+    }
+
+    /// Handles a frame from the peer.
+    pub fn handle_message(&mut self, now: u64, msg: FedMessage, rooms: &mut impl Rooms) -> Effects {
+        let mut effects = Effects::default();
+        if self.closed.is_some() {
+            return effects;
+        }
+        let hello_done = self.version.is_some();
+        match msg {
+            FedMessage::Hello(h) => {
+                if h.node != self.peer {
+                    self.close(
+                        FedErrorCode::Malformed,
+                        "hello names another node than the TLS key".into(),
+                    );
+                } else if let Some(v) = h.negotiate(self.hello.version_min, self.hello.version_max)
+                {
+                    if !hello_done {
+                        self.version = Some(v);
+                        self.send_vectors(rooms);
+                    } else if self
+                        .hello_answered
+                        .is_none_or(|t| now >= t + ANTI_ENTROPY_MS / 2)
+                    {
+                        // The peer says hello again: it has not seen ours.
+                        self.hello_answered = Some(now);
+                        self.outbox.push_back(FedMessage::Hello(self.hello.clone()));
+                    }
+                } else {
+                    self.close(
+                        FedErrorCode::UnsupportedVersion,
+                        format!(
+                            "no common version: peer speaks {}..={}, we speak {}..={}",
+                            h.version_min,
+                            h.version_max,
+                            self.hello.version_min,
+                            self.hello.version_max
+                        ),
+                    );
+                }
+            }
+            // Before the peer's hello nothing is acted on; anti-entropy
+            // repeats whatever mattered once the hello is in.
+            _ if !hello_done => {}
+            FedMessage::VersionVector(v) => self.on_vector(v, rooms),
+            FedMessage::Want(w) => self.on_want(w, rooms),
+            FedMessage::GetEvents(g)
+                if rooms.has_room(&g.room) && rooms.shared_rooms(&self.peer).contains(&g.room) =>
+            {
+                let events = rooms.events_by_id(&g.room, &g.ids);
+                self.outbox.extend(batches(g.room, events));
+            }
+            FedMessage::Events(batch) => {
+                let room = batch.room;
+                let received = rooms.receive(now, &self.peer, &room, batch.events);
+                if !received.missing.is_empty() {
+                    let mut ids = received.missing;
+                    ids.truncate(MAX_GET_EVENTS);
+                    self.outbox
+                        .push_back(FedMessage::GetEvents(GetEvents { room, ids }));
+                }
+                self.bad_events += received.invalid;
+                if self.bad_events > BAD_EVENTS_MAX {
+                    self.close(
+                        FedErrorCode::RateLimited,
+                        format!("{} invalid events; disconnecting", self.bad_events),
+                    );
+                }
+                effects
+                    .accepted
+                    .extend(received.accepted.into_iter().map(|e| (room, e)));
+            }
+            // A node speaks only for its own users.
+            FedMessage::Ephemeral(e) if e.user.node() == &self.peer => {
+                effects.ephemeral.push(e);
+            }
+            FedMessage::Ping(n) => self.outbox.push_back(FedMessage::Pong(n)),
+            FedMessage::Error(e) => {
+                if matches!(
+                    e.code,
+                    FedErrorCode::UnsupportedVersion | FedErrorCode::ShuttingDown
+                ) {
+                    self.closed = Some(format!("peer closed: {}", e.message));
+                }
+            }
+            // Blobs are served by the blob service; pongs need nothing.
+            _ => {}
+        }
+        effects
+    }
+
+    fn on_vector(&mut self, v: VersionVector, rooms: &impl Rooms) {
+        let room = v.room;
+        self.wanting.remove(&room);
+        let mine: BTreeMap<NodeId, (u64, EventId)> = rooms
+            .vector(&room)
+            .into_iter()
+            .map(|o| (o.origin, (o.seq, o.head)))
+            .collect();
+        let mut lacking = false;
+        let mut forks = Vec::new();
+        for theirs in &v.origins {
+            match mine.get(&theirs.origin) {
+                Some((seq, _)) if *seq >= theirs.seq => {
+                    if !rooms.holds(&room, &theirs.head) {
+                        forks.push(theirs.head);
+                    }
+                }
+                _ => lacking = true,
+            }
+        }
+        if !forks.is_empty() {
+            forks.truncate(MAX_GET_EVENTS);
+            self.outbox
+                .push_back(FedMessage::GetEvents(GetEvents { room, ids: forks }));
+        }
+        if lacking {
+            self.wanting.insert(room);
+            let since = mine
+                .into_iter()
+                .map(|(origin, (seq, _))| OriginSince {
+                    origin,
+                    after_seq: seq,
+                })
+                .collect();
+            self.outbox.push_back(FedMessage::Want(Want {
+                room,
+                since,
+                limit: WANT_LIMIT,
+            }));
+        }
+    }
+
+    fn on_want(&mut self, w: Want, rooms: &impl Rooms) {
+        if !rooms.has_room(&w.room) || !rooms.shared_rooms(&self.peer).contains(&w.room) {
+            self.outbox.push_back(FedMessage::Error(FedError {
+                code: FedErrorCode::NotInRoom,
+                message: format!("{} is not shared with you", w.room),
+            }));
+            return;
+        }
+        let limit = w.limit.min(WANT_LIMIT) as usize;
+        let events = rooms.events_after(&w.room, &w.since, limit);
+        self.outbox.extend(batches(w.room, events));
+        // The vector closes the answer: the asker looks again.
+        self.outbox
+            .push_back(FedMessage::VersionVector(VersionVector {
+                room: w.room,
+                origins: rooms.vector(&w.room),
+            }));
+    }
+}
+
+/// Splits events into frames that respect the count and byte limits.
+fn batches(room: RoomId, events: Vec<SignedEvent>) -> VecDeque<FedMessage> {
+    let mut out = VecDeque::new();
+    let mut current: Vec<SignedEvent> = Vec::new();
+    let mut bytes = 0;
+    for e in events {
+        let len = e.wire_len() + 16;
+        if !current.is_empty()
+            && (current.len() == MAX_BATCH_EVENTS || bytes + len > BATCH_BYTES_MAX)
+        {
+            out.push_back(FedMessage::Events(EventBatch {
+                room,
+                trace: None,
+                events: std::mem::take(&mut current),
+            }));
+            bytes = 0;
+        }
+        bytes += len;
+        current.push(e);
+    }
+    if !current.is_empty() {
+        out.push_back(FedMessage::Events(EventBatch {
+            room,
+            trace: None,
+            events: current,
+        }));
+    }
+    out
+}
+
+/// This node's hello.
+pub fn hello(node: NodeId, name: &str) -> Hello {
+    Hello {
+        version_min: FED_PROTOCOL_VERSION,
+        version_max: FED_PROTOCOL_VERSION,
+        node,
+        name: name.to_string(),
+        capabilities: 0,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::federation::replica::NodeRooms;
+    use crate::store::Store;
+    use confab_wire::NodeKey;
+
+    fn key(n: u8) -> NodeKey {
+        NodeKey::from_secret(&[n; 32])
+    }
+
+    fn rooms() -> NodeRooms {
+        NodeRooms::open(Store::temporary().unwrap()).unwrap()
+    }
+
+    fn drain(s: &mut PeerSync) -> Vec<FedMessage> {
+        std::iter::from_fn(|| s.poll_transmit()).collect()
+    }
+
+    #[test]
+    fn hello_is_sent_first_and_versions_are_negotiated() {
+        let (a, b) = (key(1).node_id(), key(2).node_id());
+        let mut s = PeerSync::new(hello(a, "a"), b, 0, 7);
+        assert!(matches!(drain(&mut s).as_slice(), [FedMessage::Hello(h)] if h.node == a));
+        let mut r = rooms();
+        s.handle_message(0, FedMessage::Hello(hello(b, "b")), &mut r);
+        assert!(s.is_ready());
+        // A peer that speaks only version 2.
+        let mut s = PeerSync::new(hello(a, "a"), b, 0, 7);
+        drain(&mut s);
+        let mut h = hello(b, "b");
+        h.version_min = 2;
+        h.version_max = 3;
+        s.handle_message(0, FedMessage::Hello(h), &mut r);
+        let out = drain(&mut s);
+        assert!(matches!(
+            out.as_slice(),
+            [FedMessage::Error(FedError {
+                code: FedErrorCode::UnsupportedVersion,
+                ..
+            })]
+        ));
+        assert!(s.closed().unwrap().contains("no common version"));
+    }
+
+    #[test]
+    fn a_hello_for_another_node_closes_the_connection() {
+        let (a, b, c) = (key(1).node_id(), key(2).node_id(), key(3).node_id());
+        let mut s = PeerSync::new(hello(a, "a"), b, 0, 7);
+        drain(&mut s);
+        s.handle_message(0, FedMessage::Hello(hello(c, "c")), &mut rooms());
+        assert!(s.closed().is_some());
+        assert!(!s.is_ready());
+    }
+
+    #[test]
+    fn unshared_rooms_are_not_served() {
+        let (a, b) = (key(1).node_id(), key(2).node_id());
+        let mut s = PeerSync::new(hello(a, "a"), b, 0, 7);
+        let mut r = rooms();
+        s.handle_message(0, FedMessage::Hello(hello(b, "b")), &mut r);
+        drain(&mut s);
+        let want = Want {
+            room: RoomId([5; 32]),
+            since: vec![],
+            limit: 10,
+        };
+        s.handle_message(1, FedMessage::Want(want), &mut r);
+        assert!(matches!(
+            drain(&mut s).as_slice(),
+            [FedMessage::Error(FedError {
+                code: FedErrorCode::NotInRoom,
+                ..
+            })]
+        ));
+    }
+
+    #[test]
+    fn a_peer_sending_garbage_events_is_disconnected() {
+        let (a, b) = (key(1).node_id(), key(2).node_id());
+        let mut s = PeerSync::new(hello(a, "a"), b, 0, 7);
+        let mut r = rooms();
+        s.handle_message(0, FedMessage::Hello(hello(b, "b")), &mut r);
+        drain(&mut s);
+        let junk = SignedEvent {
+            header: vec![1, 2, 3],
+            signature: [0; 64],
+            content: None,
+        };
+        let mut rounds = 0;
+        while s.closed().is_none() {
+            rounds += 1;
+            assert!(rounds < 100, "never disconnected");
+            let batch = EventBatch {
+                room: RoomId([5; 32]),
+                trace: None,
+                events: vec![junk.clone(); 8],
+            };
+            let effects = s.handle_message(rounds, FedMessage::Events(batch), &mut r);
+            assert!(effects.accepted.is_empty());
+        }
+        assert!(s.closed().unwrap().contains("invalid events"));
+        assert!(drain(&mut s).iter().any(|m| matches!(
+            m,
+            FedMessage::Error(FedError {
+                code: FedErrorCode::RateLimited,
+                ..
+            })
+        )));
+    }
+}
