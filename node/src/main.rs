@@ -2,21 +2,25 @@
 //!
 //! Without a subcommand: loads the configuration (or the embedded
 //! defaults), makes or loads the node key, opens the store, binds the
-//! federation endpoint with mutual TLS pinned to the configured peers, and
-//! runs until SIGINT or SIGTERM. The `room`, `post` and `timeline`
+//! federation endpoint with mutual TLS pinned to the configured peers,
+//! replicates the rooms it shares with them, and runs until SIGINT or
+//! SIGTERM. The `room`, `post` and `timeline`
 //! subcommands work on the store of a node that is not running.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::sync::{Arc, Mutex};
+
 use confab_node::config::NodeConfig;
+use confab_node::federation::driver::Federation;
+use confab_node::federation::replica::NodeRooms;
 use confab_node::identity::NodeIdentity;
 use confab_node::local;
 use confab_node::store::Store;
-use confab_node::tls::{self, PinSet};
+use confab_node::tls::PinSet;
 use confab_wire::event::Visibility;
-use confab_wire::fed::FED_ALPN;
 use confab_wire::{EventId, RoomId, UserId};
 use tracing_subscriber::EnvFilter;
 
@@ -176,15 +180,30 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     tracing::info!(rooms = store.rooms()?.len(), "store open");
     let pins: PinSet = config.federation.peers.iter().map(|p| p.node).collect();
-    let server = tls::server_config(&key, pins, &[FED_ALPN])?;
-    let endpoint =
-        quinn::Endpoint::server(server, config.federation.listen).with_context(|| {
-            format!(
-                "cannot bind federation endpoint {}",
-                config.federation.listen
-            )
-        })?;
-    let addr = endpoint.local_addr()?;
+    let rooms = Arc::new(Mutex::new(NodeRooms::open(store)?));
+    let federation = Federation::start(
+        key.clone(),
+        &config.node.name,
+        config.federation.listen,
+        pins,
+        rooms,
+    )
+    .with_context(|| {
+        format!(
+            "cannot bind federation endpoint {}",
+            config.federation.listen
+        )
+    })?;
+    let addr = federation.local_addr()?;
+    for peer in &config.federation.peers {
+        match tokio::net::lookup_host(&peer.addr).await {
+            Ok(mut addrs) => match addrs.next() {
+                Some(a) => federation.connect(peer.node, a),
+                None => tracing::warn!(addr = %peer.addr, "peer address resolves to nothing"),
+            },
+            Err(e) => tracing::warn!(addr = %peer.addr, error = %e, "cannot resolve peer address"),
+        }
+    }
     tracing::info!(
         node = %key.node_id(),
         name = %config.node.name,
@@ -196,30 +215,9 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     println!("  federation: quic://{addr} (ALPN confab-fed/1)");
     println!("  data:       {}", config.node.data_dir.display());
 
-    let accept = {
-        let endpoint = endpoint.clone();
-        tokio::spawn(async move {
-            while let Some(incoming) = endpoint.accept().await {
-                tokio::spawn(async move {
-                    match incoming.await {
-                        Ok(conn) => {
-                            let peer = tls::peer_node_id(&conn);
-                            tracing::info!(peer = ?peer, remote = %conn.remote_address(), "peer connected");
-                            // Replication is not served yet: close politely.
-                            conn.close(0u32.into(), b"replication not available yet");
-                        }
-                        Err(e) => tracing::warn!(error = %e, "handshake failed"),
-                    }
-                });
-            }
-        })
-    };
-
     shutdown_signal().await;
     tracing::info!("shutting down");
-    endpoint.close(0u32.into(), b"shutting down");
-    accept.abort();
-    endpoint.wait_idle().await;
+    federation.close();
     Ok(())
 }
 

@@ -9,5 +9,6 @@
 //! A thin tokio task per quinn connection will only move bytes and timers
 //! between a [`sync::PeerSync`] and its socket.
 
+pub mod driver;
 pub mod replica;
 pub mod sync;

@@ -1,0 +1,186 @@
+//! Federation over real quinn endpoints on loopback: three nodes, users on
+//! each, chatting in one shared room; every node reaches the same digest.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use confab_node::federation::driver::Federation;
+use confab_node::federation::replica::NodeRooms;
+use confab_node::store::Store;
+use confab_node::tls::PinSet;
+use confab_tests::{test_key, text};
+use confab_wire::event::{Content, CreateRoom, ROOM_VERSION, ReasonContent, Setting, Visibility};
+use confab_wire::{ContentHash, EventHeader, EventKind, NodeKey, RoomId, UserId};
+
+struct Node {
+    key: NodeKey,
+    rooms: Arc<Mutex<NodeRooms>>,
+    fed: Federation,
+}
+
+fn now() -> u64 {
+    confab_node::local::now_ms()
+}
+
+impl Node {
+    fn post(&self, author: &UserId, room: &RoomId, kind: EventKind, content: Content) {
+        let ev = self
+            .rooms
+            .lock()
+            .unwrap()
+            .post(&self.key, author, room, kind, &content, now())
+            .unwrap();
+        self.fed.publish(*room, ev.signed());
+    }
+
+    fn digest(&self, room: &RoomId) -> Option<([u8; 32], u64)> {
+        let rooms = self.rooms.lock().unwrap();
+        rooms
+            .room(room)
+            .map(|r| (r.engine().digest(), r.engine().len()))
+    }
+}
+
+/// Waits (with a hang guard, not a speed assertion) until `f` holds.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_converge_over_quic() {
+    let keys: Vec<NodeKey> = (1..=3).map(test_key).collect();
+    let ids: Vec<_> = keys.iter().map(NodeKey::node_id).collect();
+    let mut nodes = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let pins: PinSet = ids.iter().filter(|p| **p != ids[i]).copied().collect();
+        let rooms = Arc::new(Mutex::new(
+            NodeRooms::open(Store::temporary().unwrap()).unwrap(),
+        ));
+        let fed = Federation::start(
+            key.clone(),
+            &format!("n{i}"),
+            "127.0.0.1:0".parse().unwrap(),
+            pins,
+            rooms.clone(),
+        )
+        .unwrap();
+        nodes.push(Node {
+            key: key.clone(),
+            rooms,
+            fed,
+        });
+    }
+    for a in &nodes {
+        for (j, b) in nodes.iter().enumerate() {
+            a.fed.connect(ids[j], b.fed.local_addr().unwrap());
+        }
+    }
+    // Node 0's owner creates a room and invites a user of each other node.
+    let owner = UserId::new(ids[0], "owner").unwrap();
+    let create = keys[0]
+        .sign_event(
+            EventHeader {
+                room: None,
+                author: owner.clone(),
+                kind: EventKind::Create(CreateRoom {
+                    version: ROOM_VERSION,
+                    direct: false,
+                    settings: vec![
+                        Setting::Name("ops".into()),
+                        Setting::Visibility(Visibility::Private),
+                    ],
+                }),
+                prev: vec![],
+                depth: 0,
+                origin_seq: 1,
+                origin_prev: None,
+                ts: now(),
+                content_hash: ContentHash([0; 32]),
+            },
+            &Content::Empty,
+        )
+        .unwrap();
+    let room = create.room();
+    nodes[0].rooms.lock().unwrap().create_room(&create).unwrap();
+    let users: Vec<UserId> = ids
+        .iter()
+        .map(|n| UserId::new(*n, "user").unwrap())
+        .collect();
+    for u in &users[1..] {
+        nodes[0].post(
+            &owner,
+            &room,
+            EventKind::Invite { target: u.clone() },
+            Content::Reason(ReasonContent::default()),
+        );
+    }
+    // The others learn of the room from its vector, join, and everyone talks.
+    eventually("the room reaches every node", || {
+        nodes.iter().all(|n| n.digest(&room).is_some())
+    })
+    .await;
+    for (i, n) in nodes.iter().enumerate().skip(1) {
+        eventually("the invite arrived", || {
+            n.rooms.lock().unwrap().room(&room).is_some_and(|r| {
+                r.engine().state().membership(&users[i]) == confab_node::engine::Membership::Invited
+            })
+        })
+        .await;
+        n.post(&users[i], &room, EventKind::Join, Content::Empty);
+    }
+    nodes[0].post(&owner, &room, EventKind::Join, Content::Empty); // already joined: rejected, replicated anyway
+    for round in 0..20 {
+        for (i, n) in nodes.iter().enumerate() {
+            let author = if i == 0 {
+                owner.clone()
+            } else {
+                users[i].clone()
+            };
+            let joined = n
+                .rooms
+                .lock()
+                .unwrap()
+                .room(&room)
+                .is_some_and(|r| r.engine().state().is_joined(&author));
+            if joined {
+                n.post(
+                    &author,
+                    &room,
+                    EventKind::Message,
+                    text(&format!("round {round} from node {i}")),
+                );
+            }
+        }
+    }
+    eventually("all digests equal", || {
+        let d: Vec<_> = nodes.iter().map(|n| n.digest(&room)).collect();
+        d.iter().all(|x| x.is_some() && *x == d[0])
+    })
+    .await;
+    let (_, len) = nodes[0].digest(&room).unwrap();
+    // create + 2 invites + 2 joins + 1 rejected join + 60 messages
+    assert_eq!(len, 66, "every event reached every node");
+    let store_msgs = nodes[2]
+        .rooms
+        .lock()
+        .unwrap()
+        .store()
+        .page(&room, confab_wire::client::Anchor::Latest, 200)
+        .unwrap();
+    assert_eq!(
+        store_msgs.len(),
+        64,
+        "60 messages, 2 invites and 2 joins are shown on node 2"
+    );
+    for n in &nodes {
+        n.fed.close();
+    }
+}
