@@ -12,10 +12,8 @@ use confab_node::engine::{Admission, RoomEngine};
 use confab_node::store::Store;
 use confab_node::verify::{Verifier, verify_all};
 use confab_wire::client::Anchor;
-use confab_wire::event::{Content, CreateRoom, MessageContent, ROOM_VERSION, Setting, Visibility};
-use confab_wire::{
-    ContentHash, EventHeader, EventId, EventKind, NodeKey, SignedEvent, UserId, VerifiedEvent,
-};
+use confab_wire::event::{Content, CreateRoom, MessageContent, Visibility};
+use confab_wire::{EventHeader, EventId, EventKind, NodeKey, SignedEvent, UserId, VerifiedEvent};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -38,24 +36,11 @@ fn body(i: usize) -> String {
 }
 
 fn create(n: u8) -> VerifiedEvent {
-    let h = EventHeader {
-        room: None,
-        author: user(n, "owner"),
-        kind: EventKind::Create(CreateRoom {
-            version: ROOM_VERSION,
-            direct: false,
-            settings: vec![
-                Setting::Name("bench".into()),
-                Setting::Visibility(Visibility::Public),
-            ],
-        }),
-        prev: vec![],
-        depth: 0,
-        origin_seq: 1,
-        origin_prev: None,
-        ts: T0,
-        content_hash: ContentHash([0; 32]),
-    };
+    let h = EventHeader::create(
+        user(n, "owner"),
+        CreateRoom::named("bench", Visibility::Public, false),
+        T0,
+    );
     key(n).sign_event(h, &Content::Empty).expect("sign")
 }
 

@@ -6,8 +6,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use confab_wire::client::Anchor;
-use confab_wire::event::{Content, CreateRoom, MessageContent, ROOM_VERSION, Setting, Visibility};
-use confab_wire::{ContentHash, EventHeader, EventId, EventKind, NodeKey, RoomId, UserId};
+use confab_wire::event::{Content, CreateRoom, MessageContent, Visibility};
+use confab_wire::{EventHeader, EventId, EventKind, NodeKey, RoomId, UserId};
 
 use crate::engine::{Admission, Verdict};
 use crate::error::{Error, Result};
@@ -28,24 +28,11 @@ pub fn create_room(
     name: &str,
     visibility: Visibility,
 ) -> Result<RoomId> {
-    let header = EventHeader {
-        room: None,
-        author: creator.clone(),
-        kind: EventKind::Create(CreateRoom {
-            version: ROOM_VERSION,
-            direct: false,
-            settings: vec![
-                Setting::Name(name.to_string()),
-                Setting::Visibility(visibility),
-            ],
-        }),
-        prev: vec![],
-        depth: 0,
-        origin_seq: 1,
-        origin_prev: None,
-        ts: now_ms(),
-        content_hash: ContentHash([0; 32]),
-    };
+    let header = EventHeader::create(
+        creator.clone(),
+        CreateRoom::named(name, visibility, false),
+        now_ms(),
+    );
     let ev = key.sign_event(header, &Content::Empty).map_err(invalid)?;
     store.create_room(&ev)?;
     store.wait_durable()?;

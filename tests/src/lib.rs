@@ -2,8 +2,8 @@
 //! test processes and the tests that check them agree on.
 #![warn(missing_docs, unreachable_pub)]
 
-use confab_wire::event::{Content, CreateRoom, MessageContent, ROOM_VERSION, Setting, Visibility};
-use confab_wire::{ContentHash, EventHeader, EventKind, NodeKey, UserId, VerifiedEvent};
+use confab_wire::event::{Content, CreateRoom, MessageContent, Visibility};
+use confab_wire::{EventHeader, NodeKey, UserId, VerifiedEvent};
 
 /// A fixed test node key (never use outside tests).
 pub fn test_key(seed: u8) -> NodeKey {
@@ -15,26 +15,19 @@ pub fn test_user(seed: u8, name: &str) -> anyhow::Result<UserId> {
     Ok(UserId::new(test_key(seed).node_id(), name)?)
 }
 
-/// The create event of a public room `name` by `@alice` of node `seed`.
-pub fn create_room_event(seed: u8, name: &str, ts: u64) -> anyhow::Result<VerifiedEvent> {
-    let header = EventHeader {
-        room: None,
-        author: test_user(seed, "alice")?,
-        kind: EventKind::Create(CreateRoom {
-            version: ROOM_VERSION,
-            direct: false,
-            settings: vec![
-                Setting::Name(name.into()),
-                Setting::Visibility(Visibility::Public),
-            ],
-        }),
-        prev: vec![],
-        depth: 0,
-        origin_seq: 1,
-        origin_prev: None,
+/// The create event of a room `name` by `@author` of node `seed`.
+pub fn create_room_event(
+    seed: u8,
+    author: &str,
+    name: &str,
+    visibility: Visibility,
+    ts: u64,
+) -> anyhow::Result<VerifiedEvent> {
+    let header = EventHeader::create(
+        test_user(seed, author)?,
+        CreateRoom::named(name, visibility, false),
         ts,
-        content_hash: ContentHash([0; 32]),
-    };
+    );
     Ok(test_key(seed).sign_event(header, &Content::Empty)?)
 }
 

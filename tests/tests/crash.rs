@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use confab_node::store::Store;
 use confab_tests::create_room_event;
 use confab_wire::EventId;
+use confab_wire::event::Visibility;
 
 /// xorshift, seeded: the kill points are reproducible.
 fn next(s: &mut u64) -> u64 {
@@ -24,7 +25,7 @@ fn every_acknowledged_event_survives_sigkill() {
     println!("kill-point seed {seed:#x}");
     let mut rng = seed;
     let dir = tempfile::tempdir().unwrap();
-    let room = create_room_event(1, "crash", 1_700_000_000_000)
+    let room = create_room_event(1, "alice", "crash", Visibility::Public, 1_700_000_000_000)
         .unwrap()
         .room();
     let mut acked: Vec<EventId> = Vec::new();

@@ -9,9 +9,9 @@ use confab_node::federation::driver::Federation;
 use confab_node::federation::replica::NodeRooms;
 use confab_node::store::Store;
 use confab_node::tls::PinSet;
-use confab_tests::{test_key, text};
-use confab_wire::event::{Content, CreateRoom, ROOM_VERSION, ReasonContent, Setting, Visibility};
-use confab_wire::{ContentHash, EventHeader, EventKind, NodeKey, RoomId, UserId};
+use confab_tests::{create_room_event, test_key, text};
+use confab_wire::event::{Content, ReasonContent, Visibility};
+use confab_wire::{EventKind, NodeKey, RoomId, UserId};
 
 struct Node {
     key: NodeKey,
@@ -85,29 +85,7 @@ async fn three_nodes_converge_over_quic() {
     }
     // Node 0's owner creates a room and invites a user of each other node.
     let owner = UserId::new(ids[0], "owner").unwrap();
-    let create = keys[0]
-        .sign_event(
-            EventHeader {
-                room: None,
-                author: owner.clone(),
-                kind: EventKind::Create(CreateRoom {
-                    version: ROOM_VERSION,
-                    direct: false,
-                    settings: vec![
-                        Setting::Name("ops".into()),
-                        Setting::Visibility(Visibility::Private),
-                    ],
-                }),
-                prev: vec![],
-                depth: 0,
-                origin_seq: 1,
-                origin_prev: None,
-                ts: now(),
-                content_hash: ContentHash([0; 32]),
-            },
-            &Content::Empty,
-        )
-        .unwrap();
+    let create = create_room_event(1, "owner", "ops", Visibility::Private, now()).unwrap();
     let room = create.room();
     nodes[0].rooms.lock().unwrap().create_room(&create).unwrap();
     let users: Vec<UserId> = ids

@@ -12,11 +12,9 @@ use std::collections::BTreeMap;
 use confab_node::federation::replica::NodeRooms;
 use confab_node::federation::sync::{self, PeerSync, Rooms};
 use confab_node::store::Store;
-use confab_tests::{test_key, text};
-use confab_wire::event::{Content, CreateRoom, ROOM_VERSION, ReasonContent, Setting, Visibility};
-use confab_wire::{
-    ContentHash, EventHeader, EventKind, FedMessage, NodeId, NodeKey, RoomId, UserId,
-};
+use confab_tests::{create_room_event, test_key, text};
+use confab_wire::event::{Content, ReasonContent, Visibility};
+use confab_wire::{EventKind, FedMessage, NodeId, NodeKey, RoomId, UserId};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -91,30 +89,7 @@ fn run(seed: u64) {
     }
     // Node 0's owner creates a public room and invites one user per node.
     let owner = UserId::new(ids[0], "owner").unwrap();
-    let create = nodes[0]
-        .key
-        .sign_event(
-            EventHeader {
-                room: None,
-                author: owner.clone(),
-                kind: EventKind::Create(CreateRoom {
-                    version: ROOM_VERSION,
-                    direct: false,
-                    settings: vec![
-                        Setting::Name("sim".into()),
-                        Setting::Visibility(Visibility::Public),
-                    ],
-                }),
-                prev: vec![],
-                depth: 0,
-                origin_seq: 1,
-                origin_prev: None,
-                ts: T0,
-                content_hash: ContentHash([0; 32]),
-            },
-            &Content::Empty,
-        )
-        .unwrap();
+    let create = create_room_event(1, "owner", "sim", Visibility::Public, T0).unwrap();
     let room: RoomId = create.room();
     nodes[0].rooms.create_room(&create).unwrap();
     for i in 1..n {

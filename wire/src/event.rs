@@ -146,6 +146,20 @@ pub struct CreateRoom {
     pub settings: Vec<Setting>,
 }
 
+impl CreateRoom {
+    /// A room of this version with a name and a visibility.
+    pub fn named(name: &str, visibility: Visibility, direct: bool) -> CreateRoom {
+        CreateRoom {
+            version: ROOM_VERSION,
+            direct,
+            settings: vec![
+                Setting::Name(name.to_string()),
+                Setting::Visibility(visibility),
+            ],
+        }
+    }
+}
+
 /// What an event does: its kind tag and the fields the auth rules need.
 ///
 /// `cutoff` on a sanction is the target's origin sequence known to the
@@ -433,6 +447,22 @@ pub struct EventHeader {
 }
 
 impl EventHeader {
+    /// The header of a room's create event: no parents, depth 0, the first
+    /// event of its origin's chain. Sign it with empty content.
+    pub fn create(author: UserId, create: CreateRoom, ts: u64) -> EventHeader {
+        EventHeader {
+            room: None,
+            author,
+            kind: EventKind::Create(create),
+            prev: Vec::new(),
+            depth: 0,
+            origin_seq: 1,
+            origin_prev: None,
+            ts,
+            content_hash: ContentHash([0; 32]),
+        }
+    }
+
     /// Checks the rules that need no room state: shape, limits, chain fields.
     pub fn validate(&self) -> Result<()> {
         let is_create = matches!(self.kind, EventKind::Create(_));

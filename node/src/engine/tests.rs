@@ -5,8 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use confab_wire::event::{
-    Content, CreateRoom, EditContent, MessageContent, ROOM_VERSION, ReasonContent, Setting,
-    Visibility,
+    Content, CreateRoom, EditContent, MessageContent, ReasonContent, Setting, Visibility,
 };
 use confab_wire::{EventKind, NodeKey, Permissions, UserId, VerifiedEvent};
 
@@ -48,24 +47,11 @@ struct Replica {
 
 fn create_room(n: u8, creator: &str, visibility: Visibility, direct: bool) -> Replica {
     let k = key(n);
-    let header = EventHeader {
-        room: None,
-        author: user(n, creator),
-        kind: EventKind::Create(CreateRoom {
-            version: ROOM_VERSION,
-            direct,
-            settings: vec![
-                Setting::Name("general".into()),
-                Setting::Visibility(visibility),
-            ],
-        }),
-        prev: vec![],
-        depth: 0,
-        origin_seq: 1,
-        origin_prev: None,
-        ts: T0,
-        content_hash: confab_wire::ContentHash([0; 32]),
-    };
+    let header = EventHeader::create(
+        user(n, creator),
+        CreateRoom::named("general", visibility, direct),
+        T0,
+    );
     let ev = k.sign_event(header, &Content::Empty).unwrap();
     Replica {
         engine: RoomEngine::new(&ev).unwrap(),

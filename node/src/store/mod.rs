@@ -111,30 +111,21 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`, checking the schema version.
     pub fn open(dir: &Path) -> Result<Store> {
-        let db = sled::Config::new()
-            .path(dir)
-            // Durability comes from our own group commit, not a timer.
-            .flush_every_ms(None)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| Error::Store {
-                what: "open",
-                source: e,
-            })?;
-        Self::from_db(db)
+        Self::with_config(sled::Config::new().path(dir))
     }
 
     /// A store in a temporary directory removed on drop (tests, benches).
     pub fn temporary() -> Result<Store> {
-        let db = sled::Config::new()
-            .temporary(true)
+        Self::with_config(sled::Config::new().temporary(true))
+    }
+
+    fn with_config(config: sled::Config) -> Result<Store> {
+        let db = config
+            // Durability comes from our own group commit, not a timer.
             .flush_every_ms(None)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|e| Error::Store {
-                what: "open",
-                source: e,
-            })?;
+            .map_err(store_err("open"))?;
         Self::from_db(db)
     }
 

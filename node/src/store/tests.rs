@@ -1,9 +1,7 @@
 //! Store tests on real sled databases in temporary directories.
 #![allow(clippy::unwrap_used)]
 
-use confab_wire::event::{
-    Content, CreateRoom, MessageContent, ROOM_VERSION, ReasonContent, Setting, Visibility,
-};
+use confab_wire::event::{Content, CreateRoom, MessageContent, ReasonContent, Visibility};
 use confab_wire::{EventHeader, EventKind, NodeKey, UserId};
 
 use super::*;
@@ -20,24 +18,11 @@ fn alice() -> UserId {
 }
 
 fn create_event() -> VerifiedEvent {
-    let header = EventHeader {
-        room: None,
-        author: alice(),
-        kind: EventKind::Create(CreateRoom {
-            version: ROOM_VERSION,
-            direct: false,
-            settings: vec![
-                Setting::Name("general".into()),
-                Setting::Visibility(Visibility::Public),
-            ],
-        }),
-        prev: vec![],
-        depth: 0,
-        origin_seq: 1,
-        origin_prev: None,
-        ts: T0,
-        content_hash: confab_wire::ContentHash([0; 32]),
-    };
+    let header = EventHeader::create(
+        alice(),
+        CreateRoom::named("general", Visibility::Public, false),
+        T0,
+    );
     alice_key().sign_event(header, &Content::Empty).unwrap()
 }
 

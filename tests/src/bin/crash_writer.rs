@@ -9,13 +9,14 @@ use anyhow::Context;
 use confab_node::store::Store;
 use confab_tests::{create_room_event, test_key, test_user, text};
 use confab_wire::EventKind;
+use confab_wire::event::Visibility;
 
 const T0: u64 = 1_700_000_000_000;
 
 fn main() -> anyhow::Result<()> {
     let dir = std::env::args().nth(1).context("usage: crash_writer DIR")?;
     let store = Store::open(std::path::Path::new(&dir))?;
-    let create = create_room_event(1, "crash", T0)?;
+    let create = create_room_event(1, "alice", "crash", Visibility::Public, T0)?;
     let room = match store.open_room(&create.room())? {
         Some(r) => r,
         None => {

@@ -20,25 +20,16 @@ pub(crate) fn alice() -> UserId {
 
 /// The sample room's create event.
 pub(crate) fn create_event() -> VerifiedEvent {
-    let header = EventHeader {
-        room: None,
-        author: alice(),
-        kind: EventKind::Create(CreateRoom {
-            version: ROOM_VERSION,
-            direct: false,
-            settings: vec![
-                Setting::Name("general".into()),
-                Setting::Topic("Say hi".into()),
-                Setting::Visibility(Visibility::Public),
-            ],
-        }),
-        prev: vec![],
-        depth: 0,
-        origin_seq: 1,
-        origin_prev: None,
-        ts: 1_700_000_000_000,
-        content_hash: ContentHash([0; 32]),
+    let create = CreateRoom {
+        version: ROOM_VERSION,
+        direct: false,
+        settings: vec![
+            Setting::Name("general".into()),
+            Setting::Topic("Say hi".into()),
+            Setting::Visibility(Visibility::Public),
+        ],
     };
+    let header = EventHeader::create(alice(), create, 1_700_000_000_000);
     key().sign_event(header, &Content::Empty).unwrap()
 }
 
