@@ -7,11 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use confab_wire::client::Anchor;
 use confab_wire::event::{Content, CreateRoom, MessageContent, Visibility};
-use confab_wire::{EventHeader, EventId, EventKind, NodeKey, RoomId, UserId};
+use confab_wire::{EventHeader, EventId, EventKind, NodeKey, RoomId, UserId, VerifiedEvent};
 
 use crate::engine::{Admission, Verdict};
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{Room, Store};
 
 /// Milliseconds since the Unix epoch, by this machine's clock.
 pub fn now_ms() -> u64 {
@@ -58,24 +58,31 @@ pub fn post(
     let mut r = store
         .open_room(room)?
         .ok_or(Error::NotFound { what: "room" })?;
-    let header = r.engine().next_header(author.clone(), kind, now_ms());
+    let (ev, verdict) = submit_local(store, &mut r, key, author, kind, content, now_ms())?;
+    match verdict {
+        Verdict::Accepted => Ok(ev.id()),
+        // Kept for convergence, but the author must hear "no".
+        Verdict::Rejected(reason) => Err(Error::Refused {
+            reason: reason.to_string(),
+        }),
+    }
+}
+
+/// Signs an event of a local user, submits it to the room and returns it
+/// with the room's verdict once it is durable. A refusal stores nothing.
+pub fn submit_local(
+    store: &Store,
+    room: &mut Room,
+    key: &NodeKey,
+    author: &UserId,
+    kind: EventKind,
+    content: &Content,
+    now: u64,
+) -> Result<(VerifiedEvent, Verdict)> {
+    let header = room.engine().next_header(author.clone(), kind, now);
     let ev = key.sign_event(header, content).map_err(invalid)?;
-    match r.submit(&ev, now_ms())? {
-        Ok(Admission::Applied {
-            verdict: Verdict::Accepted,
-            ..
-        }) => {}
-        Ok(Admission::Applied {
-            verdict: Verdict::Rejected(reason),
-            ..
-        }) => {
-            // Kept for convergence, but the author must hear "no".
-            r.commit()?;
-            store.wait_durable()?;
-            return Err(Error::Refused {
-                reason: reason.to_string(),
-            });
-        }
+    let verdict = match room.submit(&ev, now)? {
+        Ok(Admission::Applied { verdict, .. }) => verdict,
         Ok(other) => {
             return Err(Error::Refused {
                 reason: format!("{other:?}"),
@@ -86,10 +93,10 @@ pub fn post(
                 reason: refusal.to_string(),
             });
         }
-    }
-    r.commit()?;
+    };
+    room.commit()?;
     store.wait_durable()?;
-    Ok(ev.id())
+    Ok((ev, verdict))
 }
 
 /// Posts a plain message.

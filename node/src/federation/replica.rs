@@ -72,28 +72,8 @@ impl NodeRooms {
             .rooms
             .get_mut(room)
             .ok_or(Error::NotFound { what: "room" })?;
-        let header = r.engine().next_header(author.clone(), kind, now);
-        let ev = key
-            .sign_event(header, content)
-            .map_err(|e| Error::Refused {
-                reason: e.to_string(),
-            })?;
-        match r.submit(&ev, now)? {
-            Ok(Admission::Applied { .. }) => {}
-            Ok(other) => {
-                return Err(Error::Refused {
-                    reason: format!("{other:?}"),
-                });
-            }
-            Err(refusal) => {
-                return Err(Error::Refused {
-                    reason: refusal.to_string(),
-                });
-            }
-        }
-        r.commit()?;
-        self.store.wait_durable()?;
-        Ok(ev)
+        crate::local::submit_local(&self.store, r, key, author, kind, content, now)
+            .map(|(ev, _)| ev)
     }
 
     fn record(&self, id: &EventId) -> Option<SignedEvent> {
