@@ -105,6 +105,40 @@ pub enum Rejection {
     },
 }
 
+impl Rejection {
+    /// A short stable name for metrics and logs (no values, so few labels).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::NotMember => "not_member",
+            Rejection::Banned => "banned",
+            Rejection::Muted { .. } => "muted",
+            Rejection::Forbidden { .. } => "forbidden",
+            Rejection::Archived => "archived",
+            Rejection::BadTarget => "bad_target",
+            Rejection::NotAuthor => "not_author",
+            Rejection::Redacted => "redacted",
+            Rejection::AlreadyReacted => "already_reacted",
+            Rejection::NotReacted => "not_reacted",
+            Rejection::AlreadyPinned => "already_pinned",
+            Rejection::NotPinned => "not_pinned",
+            Rejection::TooManyPins => "too_many_pins",
+            Rejection::AlreadyMember => "already_member",
+            Rejection::NotInvited => "not_invited",
+            Rejection::TargetState(_) => "target_state",
+            Rejection::CreatorProtected => "creator_protected",
+            Rejection::Outranked => "outranked",
+            Rejection::UnknownRole => "unknown_role",
+            Rejection::FixedRole => "fixed_role",
+            Rejection::ExceedsOwnPermissions => "exceeds_own_permissions",
+            Rejection::DirectRoomFull => "direct_room_full",
+            Rejection::DirectRoomPrivate => "direct_room_private",
+            Rejection::MuteInPast => "mute_in_past",
+            Rejection::SecondCreate => "second_create",
+            Rejection::Equivocation { .. } => "equivocation",
+        }
+    }
+}
+
 /// The state a target user was expected to be in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Encode, Decode)]
 pub enum Expected {

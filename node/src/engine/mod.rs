@@ -188,6 +188,19 @@ pub enum Refusal {
     NotCreate,
 }
 
+impl Refusal {
+    /// A short stable name for metrics and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::WrongRoom(_) => "wrong_room",
+            Refusal::MissingParents(_) => "missing_parents",
+            Refusal::BadDepth { .. } => "bad_depth",
+            Refusal::BrokenChain(_) => "broken_chain",
+            Refusal::NotCreate => "not_create",
+        }
+    }
+}
+
 /// What happened to a submitted event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Admission {

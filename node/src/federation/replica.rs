@@ -21,6 +21,8 @@ pub struct NodeRooms {
     rooms: HashMap<RoomId, Room>,
     /// Verified events whose ancestors have not arrived yet.
     parked: HashMap<RoomId, BTreeMap<EventId, VerifiedEvent>>,
+    /// Events from peers refused or rejected, by reason (for metrics).
+    rejections: BTreeMap<String, u64>,
 }
 
 impl NodeRooms {
@@ -36,7 +38,19 @@ impl NodeRooms {
             store,
             rooms,
             parked: HashMap::new(),
+            rejections: BTreeMap::new(),
         })
+    }
+
+    /// Events from peers that were refused (bad signature, malformed,
+    /// wrong room, broken structure) or rejected by the room's rules,
+    /// counted by reason.
+    pub fn rejections(&self) -> &BTreeMap<String, u64> {
+        &self.rejections
+    }
+
+    fn count(&mut self, reason: impl Into<String>) {
+        *self.rejections.entry(reason.into()).or_default() += 1;
     }
 
     /// The store.
@@ -215,7 +229,18 @@ impl Rooms for NodeRooms {
         for e in events {
             match e.verify() {
                 Ok(v) if v.room() == *room_id => verified.push(v),
-                _ => received.invalid += 1,
+                Ok(_) => {
+                    received.invalid += 1;
+                    self.count("refused:wrong_room");
+                }
+                Err(confab_wire::Error::BadSignature) => {
+                    received.invalid += 1;
+                    self.count("refused:bad_signature");
+                }
+                Err(_) => {
+                    received.invalid += 1;
+                    self.count("refused:malformed");
+                }
             }
         }
         if !self.rooms.contains_key(room_id) {
@@ -237,10 +262,16 @@ impl Rooms for NodeRooms {
         }
         verified.sort_by_key(|e| (e.header().depth, e.id()));
         let mut outcome: Result<()> = Ok(());
+        let mut counts: Vec<String> = Vec::new();
         if let Some(room) = self.rooms.get_mut(room_id) {
             for ev in verified {
                 match room.submit(&ev, now) {
-                    Ok(Ok(Admission::Applied { .. })) => received.accepted.push(ev.into_signed()),
+                    Ok(Ok(Admission::Applied { verdict, .. })) => {
+                        if let crate::engine::Verdict::Rejected(r) = verdict {
+                            counts.push(format!("rejected:{}", r.code()));
+                        }
+                        received.accepted.push(ev.into_signed());
+                    }
                     Ok(Ok(_)) => {}
                     Ok(Err(Refusal::MissingParents(ids))) => {
                         let parked = self.parked.entry(*room_id).or_default();
@@ -253,13 +284,19 @@ impl Rooms for NodeRooms {
                             parked.insert(ev.id(), ev);
                         }
                     }
-                    Ok(Err(_)) => received.invalid += 1,
+                    Ok(Err(refusal)) => {
+                        received.invalid += 1;
+                        counts.push(format!("refused:{}", refusal.code()));
+                    }
                     Err(e) => {
                         outcome = Err(e);
                         break;
                     }
                 }
             }
+        }
+        for c in counts {
+            self.count(c);
         }
         if outcome.is_ok() {
             outcome = self.unpark(room_id, now, &mut received.accepted);

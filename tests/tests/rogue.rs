@@ -1,0 +1,253 @@
+//! A rogue peer (a pinned node that speaks the wire protocol with its own
+//! key) sends a forged signature, an event authored for another node's
+//! user, an event from a muted user, garbage and an oversized frame. The
+//! honest node rejects each, counts them, closes the rogue's connection on
+//! the broken framing, and keeps serving its honest peer.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use confab_node::federation::driver::Federation;
+use confab_node::federation::replica::NodeRooms;
+use confab_node::federation::sync;
+use confab_node::store::Store;
+use confab_node::tls::{self, PinSet};
+use confab_tests::{create_room_event, test_key, text};
+use confab_wire::event::{Content, ReasonContent, Visibility};
+use confab_wire::fed::{EventBatch, FED_ALPN};
+use confab_wire::{EventKind, FedMessage, NodeKey, RoomId, UserId};
+
+fn now() -> u64 {
+    confab_node::local::now_ms()
+}
+
+struct Node {
+    key: NodeKey,
+    rooms: Arc<Mutex<NodeRooms>>,
+    fed: Federation,
+}
+
+impl Node {
+    fn start(seed: u8, pins: &[&NodeKey]) -> Node {
+        let key = test_key(seed);
+        let pins: PinSet = pins.iter().map(|k| k.node_id()).collect();
+        let rooms = Arc::new(Mutex::new(
+            NodeRooms::open(Store::temporary().unwrap()).unwrap(),
+        ));
+        let fed = Federation::start(
+            key.clone(),
+            &format!("n{seed}"),
+            "127.0.0.1:0".parse().unwrap(),
+            pins,
+            rooms.clone(),
+        )
+        .unwrap();
+        Node { key, rooms, fed }
+    }
+
+    fn post(
+        &self,
+        author: &UserId,
+        room: &RoomId,
+        kind: EventKind,
+        content: Content,
+    ) -> confab_wire::EventId {
+        let ev = self
+            .rooms
+            .lock()
+            .unwrap()
+            .post(&self.key, author, room, kind, &content, now())
+            .unwrap();
+        self.fed.publish(*room, ev.signed());
+        ev.id()
+    }
+
+    fn has(&self, room: &RoomId, f: impl Fn(&confab_node::store::Room) -> bool) -> bool {
+        self.rooms.lock().unwrap().room(room).is_some_and(f)
+    }
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
+    let (ka, kb, kr) = (test_key(1), test_key(2), test_key(3));
+    let a = Node::start(1, &[&kb, &kr]);
+    let b = Node::start(2, &[&ka]);
+    let r = Node::start(3, &[&ka]);
+    for (x, peer) in [(&a, &kb), (&a, &kr), (&b, &ka), (&r, &ka)] {
+        let addr = if peer.node_id() == ka.node_id() {
+            a.fed.local_addr().unwrap()
+        } else if peer.node_id() == kb.node_id() {
+            b.fed.local_addr().unwrap()
+        } else {
+            r.fed.local_addr().unwrap()
+        };
+        x.fed.connect(peer.node_id(), addr);
+    }
+    let owner = UserId::new(ka.node_id(), "owner").unwrap();
+    let bob = UserId::new(kb.node_id(), "bob").unwrap();
+    let mallory = UserId::new(kr.node_id(), "mallory").unwrap();
+    let create = create_room_event(1, "owner", "lobby", Visibility::Public, now()).unwrap();
+    let room = create.room();
+    a.rooms.lock().unwrap().create_room(&create).unwrap();
+    for u in [&bob, &mallory] {
+        a.post(
+            &owner,
+            &room,
+            EventKind::Invite { target: u.clone() },
+            Content::Reason(ReasonContent::default()),
+        );
+    }
+    eventually("the room reaches b and r", || {
+        b.has(&room, |_| true) && r.has(&room, |_| true)
+    })
+    .await;
+    b.post(&bob, &room, EventKind::Join, Content::Empty);
+    r.post(&mallory, &room, EventKind::Join, Content::Empty);
+    eventually("both joined on a", || {
+        a.has(&room, |x| {
+            x.engine().state().is_joined(&bob) && x.engine().state().is_joined(&mallory)
+        })
+    })
+    .await;
+    let cutoff = a
+        .rooms
+        .lock()
+        .unwrap()
+        .room(&room)
+        .unwrap()
+        .engine()
+        .cutoff_for(&mallory);
+    a.post(
+        &owner,
+        &room,
+        EventKind::Mute {
+            target: mallory.clone(),
+            cutoff,
+            until: now() + 3_600_000,
+        },
+        Content::Reason(ReasonContent {
+            reason: "spam".into(),
+        }),
+    );
+
+    // The rogue's own events, built on its replica but never stored there.
+    let (muted_msg, forged, impersonating) = {
+        let rooms = r.rooms.lock().unwrap();
+        let engine = rooms.room(&room).unwrap().engine();
+        let h = engine.next_header(mallory.clone(), EventKind::Message, now());
+        let muted_msg = kr.sign_event(h.clone(), &text("buy my stuff")).unwrap();
+        let mut forged = muted_msg.signed().clone();
+        forged.signature[10] ^= 0x40;
+        let mut hb = h;
+        hb.author = bob.clone();
+        let impersonating = {
+            // Signed by the rogue for a user of node b: the signature cannot
+            // verify under b's key.
+            let bytes = confab_wire::codec::to_vec("h", &{
+                let mut x = hb.clone();
+                x.content_hash =
+                    confab_wire::sign::content_hash(&text("I am bob").to_bytes().unwrap());
+                x
+            })
+            .unwrap();
+            confab_wire::SignedEvent {
+                signature: kr.sign_tagged(confab_wire::sign::EVENT_SIGNATURE_TAG, &bytes),
+                header: bytes,
+                content: Some(text("I am bob").to_bytes().unwrap()),
+            }
+        };
+        (muted_msg, forged, impersonating)
+    };
+
+    // A raw connection of the rogue's own.
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let pins: PinSet = [ka.node_id()].into_iter().collect();
+    endpoint.set_default_client_config(tls::client_config(&kr, pins, &[FED_ALPN]).unwrap());
+    let conn = endpoint
+        .connect(
+            a.fed.local_addr().unwrap(),
+            &tls::server_name(&ka.node_id()),
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let mut out = Vec::new();
+    FedMessage::Hello(sync::hello(kr.node_id(), "rogue"))
+        .encode(&mut out)
+        .unwrap();
+    for events in [
+        vec![forged],
+        vec![impersonating],
+        vec![muted_msg.signed().clone()],
+    ] {
+        FedMessage::Events(EventBatch {
+            room,
+            trace: None,
+            events,
+        })
+        .encode(&mut out)
+        .unwrap();
+    }
+    // Garbage in a well-framed events frame: skipped, connection survives.
+    out.extend_from_slice(&9u32.to_be_bytes());
+    out.push(0x02);
+    out.extend_from_slice(b"garbage!");
+    send.write_all(&out).await.unwrap();
+    eventually("a counted the bad events", || {
+        let rooms = a.rooms.lock().unwrap();
+        let rej = rooms.rejections();
+        rej.get("refused:bad_signature").copied().unwrap_or(0) >= 2
+            && rej.get("rejected:muted").copied().unwrap_or(0) >= 1
+    })
+    .await;
+    // The muted user's message is stored but rejected, on a and on b.
+    eventually("the rejected message reached b", || {
+        b.has(&room, |x| x.engine().contains(&muted_msg.id()))
+    })
+    .await;
+    for n in [&a, &b] {
+        let v = n
+            .rooms
+            .lock()
+            .unwrap()
+            .room(&room)
+            .unwrap()
+            .engine()
+            .verdict(&muted_msg.id())
+            .unwrap();
+        assert!(!v.is_accepted(), "{v:?}");
+    }
+    // An oversized frame: a closes the rogue's connection.
+    send.write_all(&(4u32 << 20).to_be_bytes()).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(_)) = recv.read(&mut buf).await {}
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the oversized frame did not close the connection"
+    );
+    // a still serves its honest peer.
+    let hello = a.post(&owner, &room, EventKind::Message, text("still here"));
+    eventually("b receives a's new message", || {
+        b.has(&room, |x| x.engine().contains(&hello))
+    })
+    .await;
+    for n in [&a, &b, &r] {
+        n.fed.close();
+    }
+}
