@@ -217,7 +217,7 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down");
-    federation.close();
+    federation.shutdown().await;
     Ok(())
 }
 

@@ -162,3 +162,96 @@ async fn three_nodes_converge_over_quic() {
         n.fed.close();
     }
 }
+
+/// A node that lost its data directory but kept its key comes back empty,
+/// reconnects, and recovers the room from its peer (everything the peer
+/// wrote while it was away included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_rebuilt_from_its_peer_catches_up() {
+    let mut keys = [test_key(11), test_key(12)];
+    keys.sort_by_key(NodeKey::node_id);
+    // The smaller id dials; make it the node that goes away and comes back.
+    let (k_lo, k_hi) = (keys[0].clone(), keys[1].clone());
+    let start = |key: &NodeKey, peer: &NodeKey| {
+        let pins: PinSet = [peer.node_id()].into_iter().collect();
+        let rooms = Arc::new(Mutex::new(
+            NodeRooms::open(Store::temporary().unwrap()).unwrap(),
+        ));
+        let fed = Federation::start(
+            key.clone(),
+            "n",
+            "127.0.0.1:0".parse().unwrap(),
+            pins,
+            rooms.clone(),
+        )
+        .unwrap();
+        Node {
+            key: key.clone(),
+            rooms,
+            fed,
+        }
+    };
+    let a = start(&k_hi, &k_lo);
+    let b = start(&k_lo, &k_hi);
+    b.fed.connect(k_hi.node_id(), a.fed.local_addr().unwrap());
+    let owner = UserId::new(k_hi.node_id(), "owner").unwrap();
+    let bee = UserId::new(k_lo.node_id(), "bee").unwrap();
+    let hi_seed = if k_hi.node_id() == test_key(12).node_id() {
+        12
+    } else {
+        11
+    };
+    let create = create_room_event(hi_seed, "owner", "ops", Visibility::Private, now()).unwrap();
+    assert_eq!(create.header().author, owner);
+    let room = create.room();
+    a.rooms.lock().unwrap().create_room(&create).unwrap();
+    a.post(
+        &owner,
+        &room,
+        EventKind::Invite {
+            target: bee.clone(),
+        },
+        Content::Reason(ReasonContent::default()),
+    );
+    eventually("the invite reaches b", || {
+        b.rooms.lock().unwrap().room(&room).is_some_and(|r| {
+            r.engine().state().membership(&bee) == confab_node::engine::Membership::Invited
+        })
+    })
+    .await;
+    b.post(&bee, &room, EventKind::Join, Content::Empty);
+    for i in 0..10 {
+        b.post(
+            &bee,
+            &room,
+            EventKind::Message,
+            text(&format!("before {i}")),
+        );
+    }
+    eventually("a and b agree", || {
+        a.digest(&room).is_some() && a.digest(&room) == b.digest(&room)
+    })
+    .await;
+    // b goes away with its data.
+    b.fed.shutdown().await;
+    drop(b);
+    for i in 0..30 {
+        a.post(
+            &owner,
+            &room,
+            EventKind::Message,
+            text(&format!("while away {i}")),
+        );
+    }
+    // b comes back with its key and an empty store.
+    let b = start(&k_lo, &k_hi);
+    b.fed.connect(k_hi.node_id(), a.fed.local_addr().unwrap());
+    eventually("b recovered the room", || {
+        b.digest(&room).is_some() && a.digest(&room) == b.digest(&room)
+    })
+    .await;
+    // create + invite + join + 10 + 30 messages
+    assert_eq!(b.digest(&room).unwrap().1, 43);
+    a.fed.shutdown().await;
+    b.fed.shutdown().await;
+}

@@ -34,6 +34,8 @@ struct Shared {
     name: String,
     rooms: Arc<Mutex<NodeRooms>>,
     peers: Mutex<HashMap<NodeId, mpsc::Sender<(RoomId, SignedEvent)>>>,
+    /// Turns true once on shutdown; every task watches it.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A node's federation: its endpoint, its peers' connection tasks, and the
@@ -65,6 +67,7 @@ impl Federation {
                 name: name.to_string(),
                 rooms,
                 peers: Mutex::new(HashMap::new()),
+                stopping: tokio::sync::watch::channel(false).0,
             }),
             endpoint,
         };
@@ -105,6 +108,7 @@ impl Federation {
             return;
         }
         let f = self.clone();
+        let mut stopping = self.shared.stopping.subscribe();
         tokio::spawn(async move {
             let mut backoff = BACKOFF_MIN_MS;
             let mut jitter =
@@ -132,7 +136,13 @@ impl Federation {
                 jitter ^= jitter >> 7;
                 jitter ^= jitter << 17;
                 let wait = backoff / 2 + jitter % (backoff / 2 + 1);
-                tokio::time::sleep(Duration::from_millis(wait)).await;
+                if *stopping.borrow() {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                    _ = stopping.changed() => return,
+                }
                 backoff = (backoff * 2).min(BACKOFF_MAX_MS);
             }
         });
@@ -154,8 +164,17 @@ impl Federation {
         }
     }
 
-    /// Closes every connection.
+    /// Stops: closes every connection with a reason, ends every task and
+    /// waits until the endpoint is idle (its port is then free again).
+    pub async fn shutdown(&self) {
+        self.shared.stopping.send_replace(true);
+        self.endpoint.close(0u32.into(), b"shutting down");
+        self.endpoint.wait_idle().await;
+    }
+
+    /// Closes every connection without waiting.
     pub fn close(&self) {
+        self.shared.stopping.send_replace(true);
         self.endpoint.close(0u32.into(), b"shutting down");
     }
 
