@@ -2,6 +2,8 @@
 //! test processes and the tests that check them agree on.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod net;
+
 use confab_wire::event::{Content, CreateRoom, MessageContent, Visibility};
 use confab_wire::{EventHeader, NodeKey, UserId, VerifiedEvent};
 

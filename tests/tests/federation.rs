@@ -2,82 +2,28 @@
 //! each, chatting in one shared room; every node reaches the same digest.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use confab_node::federation::driver::Federation;
-use confab_node::federation::replica::NodeRooms;
-use confab_node::store::Store;
 use confab_node::tls::PinSet;
+use confab_tests::net::{TestNode, eventually};
 use confab_tests::{create_room_event, test_key, text};
 use confab_wire::event::{Content, ReasonContent, Visibility};
-use confab_wire::{EventKind, NodeKey, RoomId, UserId};
-
-struct Node {
-    key: NodeKey,
-    rooms: Arc<Mutex<NodeRooms>>,
-    fed: Federation,
-}
+use confab_wire::{EventKind, NodeKey, UserId};
 
 fn now() -> u64 {
     confab_node::local::now_ms()
-}
-
-impl Node {
-    fn post(&self, author: &UserId, room: &RoomId, kind: EventKind, content: Content) {
-        let ev = self
-            .rooms
-            .lock()
-            .unwrap()
-            .post(&self.key, author, room, kind, &content, now())
-            .unwrap();
-        self.fed.publish(*room, ev.signed());
-    }
-
-    fn digest(&self, room: &RoomId) -> Option<([u8; 32], u64)> {
-        let rooms = self.rooms.lock().unwrap();
-        rooms
-            .room(room)
-            .map(|r| (r.engine().digest(), r.engine().len()))
-    }
-}
-
-/// Waits (with a hang guard, not a speed assertion) until `f` holds.
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_converge_over_quic() {
     let keys: Vec<NodeKey> = (1..=3).map(test_key).collect();
     let ids: Vec<_> = keys.iter().map(NodeKey::node_id).collect();
-    let mut nodes = Vec::new();
-    for (i, key) in keys.iter().enumerate() {
-        let pins: PinSet = ids.iter().filter(|p| **p != ids[i]).copied().collect();
-        let rooms = Arc::new(Mutex::new(
-            NodeRooms::open(Store::temporary().unwrap()).unwrap(),
-        ));
-        let fed = Federation::start(
-            key.clone(),
-            &format!("n{i}"),
-            "127.0.0.1:0".parse().unwrap(),
-            pins,
-            rooms.clone(),
-        )
-        .unwrap();
-        nodes.push(Node {
-            key: key.clone(),
-            rooms,
-            fed,
-        });
-    }
+    let nodes: Vec<TestNode> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let pins: PinSet = ids.iter().filter(|p| **p != ids[i]).copied().collect();
+            TestNode::start(key, pins).unwrap()
+        })
+        .collect();
     for a in &nodes {
         for (j, b) in nodes.iter().enumerate() {
             a.fed.connect(ids[j], b.fed.local_addr().unwrap());
@@ -93,12 +39,14 @@ async fn three_nodes_converge_over_quic() {
         .map(|n| UserId::new(*n, "user").unwrap())
         .collect();
     for u in &users[1..] {
-        nodes[0].post(
-            &owner,
-            &room,
-            EventKind::Invite { target: u.clone() },
-            Content::Reason(ReasonContent::default()),
-        );
+        nodes[0]
+            .post(
+                &owner,
+                &room,
+                EventKind::Invite { target: u.clone() },
+                Content::Reason(ReasonContent::default()),
+            )
+            .unwrap();
     }
     // The others learn of the room from its vector, join, and everyone talks.
     eventually("the room reaches every node", || {
@@ -112,9 +60,12 @@ async fn three_nodes_converge_over_quic() {
             })
         })
         .await;
-        n.post(&users[i], &room, EventKind::Join, Content::Empty);
+        n.post(&users[i], &room, EventKind::Join, Content::Empty)
+            .unwrap();
     }
-    nodes[0].post(&owner, &room, EventKind::Join, Content::Empty); // already joined: rejected, replicated anyway
+    nodes[0]
+        .post(&owner, &room, EventKind::Join, Content::Empty)
+        .unwrap(); // already joined: rejected, replicated anyway
     for round in 0..20 {
         for (i, n) in nodes.iter().enumerate() {
             let author = if i == 0 {
@@ -134,7 +85,8 @@ async fn three_nodes_converge_over_quic() {
                     &room,
                     EventKind::Message,
                     text(&format!("round {round} from node {i}")),
-                );
+                )
+                .unwrap();
             }
         }
     }
@@ -173,23 +125,7 @@ async fn a_node_rebuilt_from_its_peer_catches_up() {
     // The smaller id dials; make it the node that goes away and comes back.
     let (k_lo, k_hi) = (keys[0].clone(), keys[1].clone());
     let start = |key: &NodeKey, peer: &NodeKey| {
-        let pins: PinSet = [peer.node_id()].into_iter().collect();
-        let rooms = Arc::new(Mutex::new(
-            NodeRooms::open(Store::temporary().unwrap()).unwrap(),
-        ));
-        let fed = Federation::start(
-            key.clone(),
-            "n",
-            "127.0.0.1:0".parse().unwrap(),
-            pins,
-            rooms.clone(),
-        )
-        .unwrap();
-        Node {
-            key: key.clone(),
-            rooms,
-            fed,
-        }
+        TestNode::start(key, [peer.node_id()].into_iter().collect()).unwrap()
     };
     let a = start(&k_hi, &k_lo);
     let b = start(&k_lo, &k_hi);
@@ -212,21 +148,24 @@ async fn a_node_rebuilt_from_its_peer_catches_up() {
             target: bee.clone(),
         },
         Content::Reason(ReasonContent::default()),
-    );
+    )
+    .unwrap();
     eventually("the invite reaches b", || {
         b.rooms.lock().unwrap().room(&room).is_some_and(|r| {
             r.engine().state().membership(&bee) == confab_node::engine::Membership::Invited
         })
     })
     .await;
-    b.post(&bee, &room, EventKind::Join, Content::Empty);
+    b.post(&bee, &room, EventKind::Join, Content::Empty)
+        .unwrap();
     for i in 0..10 {
         b.post(
             &bee,
             &room,
             EventKind::Message,
             text(&format!("before {i}")),
-        );
+        )
+        .unwrap();
     }
     eventually("a and b agree", || {
         a.digest(&room).is_some() && a.digest(&room) == b.digest(&room)
@@ -241,7 +180,8 @@ async fn a_node_rebuilt_from_its_peer_catches_up() {
             &room,
             EventKind::Message,
             text(&format!("while away {i}")),
-        );
+        )
+        .unwrap();
     }
     // b comes back with its key and an empty store.
     let b = start(&k_lo, &k_hi);

@@ -5,86 +5,27 @@
 //! the broken framing, and keeps serving its honest peer.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use confab_node::federation::driver::Federation;
-use confab_node::federation::replica::NodeRooms;
 use confab_node::federation::sync;
-use confab_node::store::Store;
 use confab_node::tls::{self, PinSet};
+use confab_tests::net::{TestNode, eventually};
 use confab_tests::{create_room_event, test_key, text};
 use confab_wire::event::{Content, ReasonContent, Visibility};
 use confab_wire::fed::{EventBatch, FED_ALPN};
-use confab_wire::{EventKind, FedMessage, NodeKey, RoomId, UserId};
+use confab_wire::{EventKind, FedMessage, NodeKey, UserId};
 
 fn now() -> u64 {
     confab_node::local::now_ms()
 }
 
-struct Node {
-    key: NodeKey,
-    rooms: Arc<Mutex<NodeRooms>>,
-    fed: Federation,
-}
-
-impl Node {
-    fn start(seed: u8, pins: &[&NodeKey]) -> Node {
-        let key = test_key(seed);
-        let pins: PinSet = pins.iter().map(|k| k.node_id()).collect();
-        let rooms = Arc::new(Mutex::new(
-            NodeRooms::open(Store::temporary().unwrap()).unwrap(),
-        ));
-        let fed = Federation::start(
-            key.clone(),
-            &format!("n{seed}"),
-            "127.0.0.1:0".parse().unwrap(),
-            pins,
-            rooms.clone(),
-        )
-        .unwrap();
-        Node { key, rooms, fed }
-    }
-
-    fn post(
-        &self,
-        author: &UserId,
-        room: &RoomId,
-        kind: EventKind,
-        content: Content,
-    ) -> confab_wire::EventId {
-        let ev = self
-            .rooms
-            .lock()
-            .unwrap()
-            .post(&self.key, author, room, kind, &content, now())
-            .unwrap();
-        self.fed.publish(*room, ev.signed());
-        ev.id()
-    }
-
-    fn has(&self, room: &RoomId, f: impl Fn(&confab_node::store::Room) -> bool) -> bool {
-        self.rooms.lock().unwrap().room(room).is_some_and(f)
-    }
-}
-
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
     let (ka, kb, kr) = (test_key(1), test_key(2), test_key(3));
-    let a = Node::start(1, &[&kb, &kr]);
-    let b = Node::start(2, &[&ka]);
-    let r = Node::start(3, &[&ka]);
+    let pins = |keys: &[&NodeKey]| -> PinSet { keys.iter().map(|k| k.node_id()).collect() };
+    let a = TestNode::start(&ka, pins(&[&kb, &kr])).unwrap();
+    let b = TestNode::start(&kb, pins(&[&ka])).unwrap();
+    let r = TestNode::start(&kr, pins(&[&ka])).unwrap();
     for (x, peer) in [(&a, &kb), (&a, &kr), (&b, &ka), (&r, &ka)] {
         let addr = if peer.node_id() == ka.node_id() {
             a.fed.local_addr().unwrap()
@@ -107,28 +48,24 @@ async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
             &room,
             EventKind::Invite { target: u.clone() },
             Content::Reason(ReasonContent::default()),
-        );
+        )
+        .unwrap();
     }
     eventually("the room reaches b and r", || {
         b.has(&room, |_| true) && r.has(&room, |_| true)
     })
     .await;
-    b.post(&bob, &room, EventKind::Join, Content::Empty);
-    r.post(&mallory, &room, EventKind::Join, Content::Empty);
+    b.post(&bob, &room, EventKind::Join, Content::Empty)
+        .unwrap();
+    r.post(&mallory, &room, EventKind::Join, Content::Empty)
+        .unwrap();
     eventually("both joined on a", || {
         a.has(&room, |x| {
             x.engine().state().is_joined(&bob) && x.engine().state().is_joined(&mallory)
         })
     })
     .await;
-    let cutoff = a
-        .rooms
-        .lock()
-        .unwrap()
-        .room(&room)
-        .unwrap()
-        .engine()
-        .cutoff_for(&mallory);
+    let cutoff = a.rooms().room(&room).unwrap().engine().cutoff_for(&mallory);
     a.post(
         &owner,
         &room,
@@ -140,11 +77,12 @@ async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
         Content::Reason(ReasonContent {
             reason: "spam".into(),
         }),
-    );
+    )
+    .unwrap();
 
     // The rogue's own events, built on its replica but never stored there.
     let (muted_msg, forged, impersonating) = {
-        let rooms = r.rooms.lock().unwrap();
+        let rooms = r.rooms();
         let engine = rooms.room(&room).unwrap().engine();
         let h = engine.next_header(mallory.clone(), EventKind::Message, now());
         let muted_msg = kr.sign_event(h.clone(), &text("buy my stuff")).unwrap();
@@ -207,7 +145,7 @@ async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
     out.extend_from_slice(b"garbage!");
     send.write_all(&out).await.unwrap();
     eventually("a counted the bad events", || {
-        let rooms = a.rooms.lock().unwrap();
+        let rooms = a.rooms();
         let rej = rooms.rejections();
         rej.get("refused:bad_signature").copied().unwrap_or(0) >= 2
             && rej.get("rejected:muted").copied().unwrap_or(0) >= 1
@@ -220,9 +158,7 @@ async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
     .await;
     for n in [&a, &b] {
         let v = n
-            .rooms
-            .lock()
-            .unwrap()
+            .rooms()
             .room(&room)
             .unwrap()
             .engine()
@@ -242,7 +178,9 @@ async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
         "the oversized frame did not close the connection"
     );
     // a still serves its honest peer.
-    let hello = a.post(&owner, &room, EventKind::Message, text("still here"));
+    let hello = a
+        .post(&owner, &room, EventKind::Message, text("still here"))
+        .unwrap();
     eventually("b receives a's new message", || {
         b.has(&room, |x| x.engine().contains(&hello))
     })
