@@ -634,3 +634,37 @@ fn pages_list_messages_and_system_lines_only() {
         vec![join.id(), m.id()]
     );
 }
+
+/// Damaged records read back as typed errors, never panics.
+#[test]
+fn damaged_records_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = create_event();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.create_room(&create).unwrap();
+        store.wait_durable().unwrap();
+    }
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let t = db.open_tree("room_data").unwrap();
+        t.insert(
+            key(P_EVENT, &[create.id().as_bytes()]),
+            &[0xff, 0x00, 0x13][..],
+        )
+        .unwrap();
+        t.insert(
+            key(P_HOT, &[create.room().as_bytes()]),
+            &b"not a hot state"[..],
+        )
+        .unwrap();
+        db.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(matches!(
+        store.event(&create.id()),
+        Err(Error::Corrupt { .. })
+    ));
+    let e = store.open_room(&create.room()).unwrap_err().to_string();
+    assert!(e.contains("store is damaged"), "{e}");
+}
