@@ -107,6 +107,16 @@ pub enum Error {
         /// What was looked for.
         what: &'static str,
     },
+    /// The node is still recovering its own history in a room from its
+    /// peers; posting now could reuse an origin sequence (equivocation).
+    #[error(
+        "this node is still recovering its own history in room {room} from its peers; \
+         try again once a peer has been reached"
+    )]
+    CatchingUp {
+        /// The room.
+        room: confab_wire::RoomId,
+    },
 }
 
 /// `Result` with this crate's [`Error`] as the default error type.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod federation;
 pub mod identity;
 pub mod local;
+pub mod metrics;
 pub mod store;
 pub mod tls;
 pub mod verify;

@@ -180,7 +180,7 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     tracing::info!(rooms = store.rooms()?.len(), "store open");
     let pins: PinSet = config.federation.peers.iter().map(|p| p.node).collect();
-    let rooms = Arc::new(Mutex::new(NodeRooms::open(store)?));
+    let rooms = Arc::new(Mutex::new(NodeRooms::open(store, key.node_id())?));
     let federation = Federation::start(
         key.clone(),
         &config.node.name,

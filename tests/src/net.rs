@@ -26,7 +26,10 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node with `key` that accepts the `pins`.
     pub fn start(key: &NodeKey, pins: PinSet) -> anyhow::Result<TestNode> {
-        let rooms = Arc::new(Mutex::new(NodeRooms::open(Store::temporary()?)?));
+        let rooms = Arc::new(Mutex::new(NodeRooms::open(
+            Store::temporary()?,
+            key.node_id(),
+        )?));
         let name = format!("n{}", key.node_id().short());
         let fed = Federation::start(
             key.clone(),

@@ -70,7 +70,7 @@ fn run(seed: u64) {
                     .collect(),
                 key,
                 id,
-                rooms: NodeRooms::open(Store::temporary().unwrap()).unwrap(),
+                rooms: NodeRooms::open(Store::temporary().unwrap(), id).unwrap(),
                 peers: BTreeMap::new(),
             }
         })

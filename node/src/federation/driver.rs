@@ -5,37 +5,79 @@
 //! One connection per pair of nodes: only the node with the smaller id
 //! dials (the other accepts), so two nodes never hold two connections.
 //! The dialer reconnects with capped exponential backoff and jitter.
+//!
+//! Ingest is a two-stage pipeline per connection: the signatures of an
+//! event batch are checked on the blocking pool (on every core, and off
+//! the rooms lock), while the batch before it is judged and stored; frames
+//! are still acted on in the order they came.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use confab_wire::fed::FED_ALPN;
-use confab_wire::{FedMessage, FrameDecoder, NodeId, NodeKey, RoomId, SignedEvent};
-use tokio::sync::mpsc;
+use confab_wire::fed::{Ephemeral, FED_ALPN};
+use confab_wire::{
+    BlobId, FedMessage, FrameDecoder, NodeId, NodeKey, RoomId, SignedEvent, VerifiedEvent,
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::blobs::{BlobFetch, ChunkOutcome};
 use super::replica::NodeRooms;
-use super::sync::{self, PeerSync};
+use super::sync::{self, Effects, PeerSync};
 use crate::error::{Error, Result};
 use crate::local::now_ms;
+use crate::metrics::{FederationMetrics, PeerLabel};
+use crate::store::Store;
 use crate::tls::{self, PinSet};
 
-/// Pushes waiting for one connection task.
+/// Commands waiting for one connection task.
 pub const PEER_QUEUE_DEPTH: usize = 4096;
 /// First reconnect delay.
 pub const BACKOFF_MIN_MS: u64 = 100;
 /// Longest reconnect delay.
 pub const BACKOFF_MAX_MS: u64 = 30_000;
+/// Event batches being verified at once per connection (then reading waits).
+pub const VERIFYING_MAX: usize = 4;
+/// Subscribers that fall this far behind lose the oldest notices.
+pub const NOTICE_CAPACITY: usize = 8192;
+/// Blobs fetched at once.
+pub const FETCHES_MAX: usize = 16;
+/// How long one peer gets to deliver a blob before the next is asked.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default largest blob fetched from a peer (the default upload limit).
+pub const DEFAULT_MAX_BLOB: u64 = 25 * 1024 * 1024;
+
+/// What a connection task is asked to do.
+#[derive(Debug)]
+enum Command {
+    Push(RoomId, SignedEvent),
+    Ephemeral(Ephemeral),
+    RequestBlob(BlobId),
+}
+
+#[derive(Debug)]
+struct Fetching {
+    fetch: BlobFetch,
+    from: NodeId,
+    waiters: Vec<oneshot::Sender<std::result::Result<(), String>>>,
+}
 
 #[derive(Debug)]
 struct Shared {
     key: NodeKey,
     name: String,
     rooms: Arc<Mutex<NodeRooms>>,
-    peers: Mutex<HashMap<NodeId, mpsc::Sender<(RoomId, SignedEvent)>>>,
+    store: Store,
+    metrics: FederationMetrics,
+    peers: Mutex<HashMap<NodeId, mpsc::Sender<Command>>>,
     /// Turns true once on shutdown; every task watches it.
     stopping: tokio::sync::watch::Sender<bool>,
+    events: broadcast::Sender<(RoomId, SignedEvent)>,
+    ephemeral: broadcast::Sender<Ephemeral>,
+    fetches: Mutex<HashMap<BlobId, Fetching>>,
+    max_blob: AtomicU64,
 }
 
 /// A node's federation: its endpoint, its peers' connection tasks, and the
@@ -44,6 +86,20 @@ struct Shared {
 pub struct Federation {
     shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
+}
+
+/// An inbound frame waiting its turn: event batches wait for their
+/// signatures to be checked.
+#[derive(Debug)]
+enum Inbound {
+    Message(FedMessage),
+    Events(RoomId),
+}
+
+type Verification = tokio::task::JoinHandle<Vec<confab_wire::Result<VerifiedEvent>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Federation {
@@ -61,13 +117,23 @@ impl Federation {
             source: e,
         })?;
         endpoint.set_default_client_config(tls::client_config(&key, pins, &[FED_ALPN])?);
+        let (store, metrics) = {
+            let r = lock(&rooms);
+            (r.store().clone(), r.metrics().clone())
+        };
         let fed = Federation {
             shared: Arc::new(Shared {
                 key,
                 name: name.to_string(),
                 rooms,
+                store,
+                metrics,
                 peers: Mutex::new(HashMap::new()),
                 stopping: tokio::sync::watch::channel(false).0,
+                events: broadcast::channel(NOTICE_CAPACITY).0,
+                ephemeral: broadcast::channel(NOTICE_CAPACITY).0,
+                fetches: Mutex::new(HashMap::new()),
+                max_blob: AtomicU64::new(DEFAULT_MAX_BLOB),
             }),
             endpoint,
         };
@@ -99,6 +165,30 @@ impl Federation {
             path: "federation endpoint".into(),
             source: e,
         })
+    }
+
+    /// Sets the largest blob fetched from peers.
+    pub fn set_max_blob(&self, bytes: u64) {
+        self.shared.max_blob.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Events accepted from peers (durable), as they come. A subscriber
+    /// that lags loses the oldest (and reads them from the store).
+    pub fn subscribe(&self) -> broadcast::Receiver<(RoomId, SignedEvent)> {
+        self.shared.events.subscribe()
+    }
+
+    /// Ephemeral signals from peers, already checked (the user is of the
+    /// sending peer and in the room).
+    pub fn subscribe_ephemeral(&self) -> broadcast::Receiver<Ephemeral> {
+        self.shared.ephemeral.subscribe()
+    }
+
+    /// Peers connected now.
+    pub fn connected(&self) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = lock(&self.shared.peers).keys().copied().collect();
+        v.sort();
+        v
     }
 
     /// Keeps a connection to `peer` at `addr` (only if this node's id is
@@ -148,19 +238,95 @@ impl Federation {
         });
     }
 
-    /// Sends a new local event to every connected peer.
+    fn senders(&self, to: &[NodeId]) -> Vec<mpsc::Sender<Command>> {
+        let peers = lock(&self.shared.peers);
+        to.iter().filter_map(|p| peers.get(p).cloned()).collect()
+    }
+
+    /// Sends a new local event to the connected peers that take part in
+    /// the room. Call without holding the rooms lock.
     pub fn publish(&self, room: RoomId, event: &SignedEvent) {
-        let peers = self
-            .shared
-            .peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect::<Vec<_>>();
-        for p in peers {
+        let to = lock(&self.shared.rooms).room_peers(&room);
+        for p in self.senders(&to) {
             // A full queue drops the push; anti-entropy delivers it later.
-            let _ = p.try_send((room, event.clone()));
+            let _ = p.try_send(Command::Push(room, event.clone()));
+        }
+    }
+
+    /// Sends an ephemeral signal of a local user to the peers in its room
+    /// (presence: to every connected peer). Dropped where queues are full.
+    pub fn send_ephemeral(&self, e: Ephemeral) {
+        let to = match &e.room {
+            Some(room) => lock(&self.shared.rooms).room_peers(room),
+            None => self.connected(),
+        };
+        for p in self.senders(&to) {
+            let _ = p.try_send(Command::Ephemeral(e.clone()));
+        }
+    }
+
+    /// Makes sure the blob is in the store, fetching it from the first of
+    /// `sources` (connected peers, in order) that delivers it whole with
+    /// the right hash.
+    pub async fn fetch_blob(&self, blob: BlobId, sources: &[NodeId]) -> Result<()> {
+        if self.shared.store.blob_size(&blob)?.is_some() {
+            return Ok(());
+        }
+        let mut last = String::from("no connected peer holds it");
+        for peer in sources {
+            let Some(sender) = self.senders(&[*peer]).pop() else {
+                continue;
+            };
+            let (tx, rx) = oneshot::channel();
+            let start = {
+                let mut fetches = lock(&self.shared.fetches);
+                if let Some(f) = fetches.get_mut(&blob) {
+                    f.waiters.push(tx);
+                    false
+                } else if fetches.len() >= FETCHES_MAX {
+                    return Err(Error::Refused {
+                        reason: "too many blobs are being fetched; try again shortly".into(),
+                    });
+                } else {
+                    let max = self.shared.max_blob.load(Ordering::Relaxed);
+                    fetches.insert(
+                        blob,
+                        Fetching {
+                            fetch: BlobFetch::new(blob, max),
+                            from: *peer,
+                            waiters: vec![tx],
+                        },
+                    );
+                    true
+                }
+            };
+            if start && sender.send(Command::RequestBlob(blob)).await.is_err() {
+                self.finish_fetch(&blob, Err("the peer went away".into()));
+                continue;
+            }
+            match tokio::time::timeout(FETCH_TIMEOUT, rx).await {
+                Ok(Ok(Ok(()))) => return Ok(()),
+                Ok(Ok(Err(reason))) => last = reason,
+                Ok(Err(_)) => last = "the fetch was dropped".into(),
+                Err(_) => {
+                    last = format!("{} did not deliver it in time", peer.short());
+                    self.finish_fetch(&blob, Err(last.clone()));
+                }
+            }
+            if self.shared.store.blob_size(&blob)?.is_some() {
+                return Ok(());
+            }
+        }
+        Err(Error::Refused {
+            reason: format!("cannot fetch blob {blob}: {last}"),
+        })
+    }
+
+    fn finish_fetch(&self, blob: &BlobId, result: std::result::Result<(), String>) {
+        if let Some(f) = lock(&self.shared.fetches).remove(blob) {
+            for w in f.waiters {
+                let _ = w.send(result.clone());
+            }
         }
     }
 
@@ -185,12 +351,16 @@ impl Federation {
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) {
-        let (tx, mut pushes) = mpsc::channel(PEER_QUEUE_DEPTH);
+        let (tx, mut commands) = mpsc::channel(PEER_QUEUE_DEPTH);
+        lock(&self.shared.peers).insert(peer, tx);
+        let label = PeerLabel {
+            peer: peer.short().to_string(),
+        };
         self.shared
-            .peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(peer, tx);
+            .metrics
+            .peer_connected
+            .get_or_create(&label)
+            .set(1);
         let seed = now_ms() ^ u64::from_le_bytes(peer.as_bytes()[..8].try_into().unwrap_or([7; 8]));
         let mut machine = PeerSync::new(
             sync::hello(self.shared.key.node_id(), &self.shared.name),
@@ -200,11 +370,38 @@ impl Federation {
         );
         let mut decoder = FrameDecoder::default();
         let mut buf = vec![0u8; 64 * 1024];
+        let mut inbound: VecDeque<Inbound> = VecDeque::new();
+        let mut verifying: VecDeque<Verification> = VecDeque::new();
+        let mut verified: VecDeque<Vec<confab_wire::Result<VerifiedEvent>>> = VecDeque::new();
+        let mut strikes = 0;
+        let mut stopping = self.shared.stopping.subscribe();
         tracing::info!(peer = %peer.short(), remote = %conn.remote_address(), "peer connected");
-        loop {
+        'conn: loop {
+            // Act on what is ready, in order.
+            while let Some(Inbound::Message(_)) = inbound.front() {
+                if let Some(Inbound::Message(msg)) = inbound.pop_front() {
+                    let effects = {
+                        let mut rooms = lock(&self.shared.rooms);
+                        machine.handle_message(now_ms(), msg, &mut *rooms)
+                    };
+                    self.act(&peer, &mut machine, effects);
+                }
+            }
+            if machine.strikes() > strikes {
+                strikes = machine.strikes();
+                self.shared.metrics.peer_strikes.get_or_create(&label).inc();
+                tracing::warn!(peer = %peer.short(), strikes, "peer sends invalid events; slowing it down");
+            }
             // Write whatever the machine has to say.
             let mut out = Vec::new();
             while let Some(msg) = machine.poll_transmit() {
+                if let FedMessage::Events(b) = &msg {
+                    self.shared
+                        .metrics
+                        .events_sent
+                        .get_or_create(&label)
+                        .inc_by(b.events.len() as u64);
+                }
                 if let Err(e) = msg.encode(&mut out) {
                     tracing::warn!(error = %e, "dropping an unencodable frame");
                 }
@@ -217,10 +414,17 @@ impl Federation {
                 conn.close(1u32.into(), reason.as_bytes());
                 break;
             }
-            let deadline = machine.poll_timeout().unwrap_or(now_ms() + 60_000);
-            let sleep = Duration::from_millis(deadline.saturating_sub(now_ms()));
+            let now = now_ms();
+            let paused = machine.paused_until(now);
+            let deadline = [machine.poll_timeout(), paused]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + 60_000);
+            let sleep = Duration::from_millis(deadline.saturating_sub(now));
+            let may_read = paused.is_none() && verifying.len() + verified.len() < VERIFYING_MAX;
             tokio::select! {
-                read = recv.read(&mut buf) => {
+                read = recv.read(&mut buf), if may_read => {
                     let n = match read {
                         Ok(Some(n)) => n,
                         _ => break,
@@ -229,60 +433,158 @@ impl Federation {
                     loop {
                         match decoder.next_frame() {
                             Ok(Some(frame)) => match FedMessage::decode(&frame) {
-                                Ok(msg) => {
-                                    let effects = {
-                                        let mut rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
-                                        machine.handle_message(now_ms(), msg, &mut *rooms)
-                                    };
-                                    self.forward(&peer, effects.accepted);
+                                Ok(FedMessage::Events(batch)) => {
+                                    let events = batch.events;
+                                    verifying.push_back(tokio::task::spawn_blocking(move || {
+                                        sync::verify_batch(events)
+                                    }));
+                                    inbound.push_back(Inbound::Events(batch.room));
                                 }
+                                Ok(msg) => inbound.push_back(Inbound::Message(msg)),
                                 Err(e) => tracing::debug!(peer = %peer.short(), error = %e, "skipping a frame"),
                             },
                             Ok(None) => break,
                             Err(e) => {
                                 tracing::warn!(peer = %peer.short(), error = %e, "bad framing; closing");
                                 conn.close(2u32.into(), b"bad framing");
-                                self.drop_peer(&peer);
-                                return;
+                                break 'conn;
                             }
                         }
                     }
                 }
-                Some((room, ev)) = pushes.recv() => machine.push(room, ev),
+                result = async {
+                    match verifying.front_mut() {
+                        Some(h) => h.await,
+                        None => std::future::pending().await,
+                    }
+                }, if !verifying.is_empty() => {
+                    verifying.pop_front();
+                    // A panicked check drops the batch; anti-entropy resends it.
+                    verified.push_back(result.unwrap_or_default());
+                }
+                Some(cmd) = commands.recv() => match cmd {
+                    Command::Push(room, ev) => machine.push(room, ev),
+                    Command::Ephemeral(e) => machine.send_ephemeral(e),
+                    Command::RequestBlob(blob) => machine.request_blob(blob, 0),
+                },
                 _ = tokio::time::sleep(sleep) => {
-                    let rooms = self.shared.rooms.lock().unwrap_or_else(|p| p.into_inner());
+                    let rooms = lock(&self.shared.rooms);
                     machine.handle_timeout(now_ms(), &*rooms);
+                }
+                _ = stopping.changed() => break,
+            }
+            // Batches whose signatures are checked, in order.
+            while matches!(inbound.front(), Some(Inbound::Events(_))) && !verified.is_empty() {
+                let (Some(Inbound::Events(room)), Some(results)) =
+                    (inbound.pop_front(), verified.pop_front())
+                else {
+                    break;
+                };
+                let effects = {
+                    let mut rooms = lock(&self.shared.rooms);
+                    machine.handle_events(now_ms(), room, results, &mut *rooms)
+                };
+                self.act(&peer, &mut machine, effects);
+                while let Some(Inbound::Message(_)) = inbound.front() {
+                    if let Some(Inbound::Message(msg)) = inbound.pop_front() {
+                        let effects = {
+                            let mut rooms = lock(&self.shared.rooms);
+                            machine.handle_message(now_ms(), msg, &mut *rooms)
+                        };
+                        self.act(&peer, &mut machine, effects);
+                    }
                 }
             }
         }
-        self.drop_peer(&peer);
+        {
+            let mut peers = lock(&self.shared.peers);
+            peers.remove(&peer);
+        }
+        self.shared
+            .metrics
+            .peer_connected
+            .get_or_create(&label)
+            .set(0);
+        // Fetches from this peer fail now rather than at their timeout.
+        let failed: Vec<BlobId> = lock(&self.shared.fetches)
+            .iter()
+            .filter(|(_, f)| f.from == peer)
+            .map(|(b, _)| *b)
+            .collect();
+        for b in failed {
+            self.finish_fetch(&b, Err("the peer disconnected".into()));
+        }
         tracing::info!(peer = %peer.short(), "peer disconnected");
     }
 
-    fn drop_peer(&self, peer: &NodeId) {
-        self.shared
-            .peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(peer);
-    }
-
-    fn forward(&self, from: &NodeId, accepted: Vec<(RoomId, SignedEvent)>) {
-        if accepted.is_empty() {
-            return;
+    /// Acts on a frame's effects: forwards accepted events, announces
+    /// them and the peer's signals, and moves blob fetches along.
+    fn act(&self, from: &NodeId, machine: &mut PeerSync, effects: Effects) {
+        if !effects.accepted.is_empty() {
+            self.shared
+                .metrics
+                .events_accepted
+                .inc_by(effects.accepted.len() as u64);
+            let mut by_room: HashMap<RoomId, Vec<NodeId>> = HashMap::new();
+            {
+                let rooms = lock(&self.shared.rooms);
+                for (room, _) in &effects.accepted {
+                    by_room
+                        .entry(*room)
+                        .or_insert_with(|| rooms.room_peers(room));
+                }
+            }
+            for (room, ev) in effects.accepted {
+                let to: Vec<NodeId> = by_room
+                    .get(&room)
+                    .map(|v| v.iter().filter(|p| *p != from).copied().collect())
+                    .unwrap_or_default();
+                for p in self.senders(&to) {
+                    let _ = p.try_send(Command::Push(room, ev.clone()));
+                }
+                let _ = self.shared.events.send((room, ev));
+            }
         }
-        let peers: Vec<(NodeId, mpsc::Sender<(RoomId, SignedEvent)>)> = self
-            .shared
-            .peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|(p, _)| *p != from)
-            .map(|(p, s)| (*p, s.clone()))
-            .collect();
-        for (_, p) in peers {
-            for (room, ev) in &accepted {
-                let _ = p.try_send((*room, ev.clone()));
+        for e in effects.ephemeral {
+            let _ = self.shared.ephemeral.send(e);
+        }
+        for blob in effects.blobs_missing {
+            let ours = lock(&self.shared.fetches)
+                .get(&blob)
+                .is_some_and(|f| f.from == *from);
+            if ours {
+                self.finish_fetch(&blob, Err(format!("{} does not hold it", from.short())));
+            }
+        }
+        for chunk in effects.blob_chunks {
+            let outcome = {
+                let mut fetches = lock(&self.shared.fetches);
+                match fetches.get_mut(&chunk.blob) {
+                    Some(f) if f.from == *from => f.fetch.on_chunk(&chunk),
+                    _ => None,
+                }
+            };
+            match outcome {
+                None => {}
+                Some(ChunkOutcome::Next(offset)) => machine.request_blob(chunk.blob, offset),
+                Some(ChunkOutcome::Done(bytes)) => {
+                    let stored = self
+                        .shared
+                        .store
+                        .put_blob(&bytes)
+                        .and_then(|_| self.shared.store.wait_durable());
+                    match stored {
+                        Ok(()) => {
+                            self.shared.metrics.blobs_fetched.inc();
+                            self.finish_fetch(&chunk.blob, Ok(()));
+                        }
+                        Err(e) => self.finish_fetch(&chunk.blob, Err(e.to_string())),
+                    }
+                }
+                Some(ChunkOutcome::Failed(why)) => {
+                    tracing::warn!(peer = %from.short(), blob = %chunk.blob, why, "blob fetch failed");
+                    self.finish_fetch(&chunk.blob, Err(format!("{}: {why}", from.short())));
+                }
             }
         }
     }

@@ -6,9 +6,11 @@
 //!   version vectors, events a peer lacks, and ingest of a peer's events
 //!   (verify, judge, park events whose parents are missing, commit, flush).
 //!
-//! A thin tokio task per quinn connection will only move bytes and timers
-//! between a [`sync::PeerSync`] and its socket.
+//! - [`blobs`]: fetching an attachment from a peer, chunk by chunk.
+//! - [`driver`]: the thin I/O layer, one tokio task per quinn connection
+//!   moving bytes and timers between a [`sync::PeerSync`] and its socket.
 
+pub mod blobs;
 pub mod driver;
 pub mod replica;
 pub mod sync;

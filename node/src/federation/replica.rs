@@ -1,45 +1,127 @@
 //! The node's rooms as replication sees them, over the store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use confab_wire::event::{Content, EventKind};
-use confab_wire::fed::{OriginHead, OriginSince};
-use confab_wire::{EventId, NodeId, NodeKey, RoomId, SignedEvent, UserId, VerifiedEvent};
+use confab_wire::fed::{Ephemeral, OriginHead, OriginSince};
+use confab_wire::{BlobId, EventId, NodeId, NodeKey, RoomId, SignedEvent, UserId, VerifiedEvent};
 
 use super::sync::{Received, Rooms};
 use crate::engine::{Admission, EventMeta, Refusal};
 use crate::error::{Error, Result};
+use crate::metrics::{FederationMetrics, ReasonLabel};
 use crate::store::{Room, Store};
 
 /// Most events parked per room while their ancestors are fetched.
 pub const PARKED_MAX: usize = 50_000;
+/// Most rooms awaited at once (invited to or asked for, not yet held).
+pub const EXPECTED_MAX: usize = 10_000;
+/// Most invites handed to a peer ahead of a room's history.
+pub const INTRODUCTIONS_MAX: usize = 16;
 
 /// Every room of a node, open for replication and local posting.
 #[derive(Debug)]
 pub struct NodeRooms {
     store: Store,
+    /// This node.
+    local: NodeId,
     rooms: HashMap<RoomId, Room>,
     /// Verified events whose ancestors have not arrived yet.
     parked: HashMap<RoomId, BTreeMap<EventId, VerifiedEvent>>,
     /// Events from peers refused or rejected, by reason (for metrics).
     rejections: BTreeMap<String, u64>,
+    /// Rooms not held yet that this node takes from peers: a local user
+    /// was invited or asked to join.
+    expected: HashSet<RoomId>,
+    /// Rooms where this node may not post yet: a peer showed it holds
+    /// more of this node's own chain, or (while recovering) no peer has
+    /// shown its view yet.
+    unconfirmed: HashSet<RoomId>,
+    recovering: bool,
+    metrics: FederationMetrics,
 }
 
 impl NodeRooms {
-    /// Opens every room in the store.
-    pub fn open(store: Store) -> Result<NodeRooms> {
+    /// Opens every room in the store for node `local`.
+    pub fn open(store: Store, local: NodeId) -> Result<NodeRooms> {
         let mut rooms = HashMap::new();
         for id in store.rooms()? {
             if let Some(r) = store.open_room(&id)? {
                 rooms.insert(id, r);
             }
         }
+        let recovering = store.recovering()?;
+        let unconfirmed = if recovering {
+            rooms.keys().copied().collect()
+        } else {
+            HashSet::new()
+        };
         Ok(NodeRooms {
             store,
+            local,
             rooms,
             parked: HashMap::new(),
             rejections: BTreeMap::new(),
+            expected: HashSet::new(),
+            unconfirmed,
+            recovering,
+            metrics: FederationMetrics::default(),
         })
+    }
+
+    /// The federation metrics (shared by clones).
+    pub fn metrics(&self) -> &FederationMetrics {
+        &self.metrics
+    }
+
+    /// Peer nodes that take part in the room: they have a member, an
+    /// invitee or events there (they get its new events).
+    pub fn room_peers(&self, room: &RoomId) -> Vec<NodeId> {
+        let Some(r) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        let e = r.engine();
+        let mut out: Vec<NodeId> = e
+            .version_vector()
+            .into_keys()
+            .chain(e.state().members.keys().map(|u| *u.node()))
+            .filter(|n| *n != self.local)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// This node.
+    pub fn local(&self) -> &NodeId {
+        &self.local
+    }
+
+    /// Takes room `room` from peers once they offer it (a local user asked
+    /// to join it).
+    pub fn expect_room(&mut self, room: RoomId) {
+        if self.expected.len() < EXPECTED_MAX {
+            self.expected.insert(room);
+        }
+    }
+
+    /// True if local users may post in the room now (see
+    /// [`Error::CatchingUp`]).
+    pub fn may_post(&self, room: &RoomId) -> bool {
+        !self.unconfirmed.contains(room)
+    }
+
+    /// Rooms where this node is still catching up with its own chain.
+    pub fn catching_up(&self) -> usize {
+        self.unconfirmed.len()
+    }
+
+    /// True if `ev` tells this node it belongs in the room: its own event,
+    /// or an invite of one of its users.
+    fn introduces_us(&self, ev: &VerifiedEvent) -> bool {
+        let h = ev.header();
+        h.author.node() == &self.local
+            || matches!(&h.kind, EventKind::Invite { target } if target.node() == &self.local)
     }
 
     /// Events from peers that were refused (bad signature, malformed,
@@ -50,7 +132,14 @@ impl NodeRooms {
     }
 
     fn count(&mut self, reason: impl Into<String>) {
-        *self.rejections.entry(reason.into()).or_default() += 1;
+        let reason = reason.into();
+        self.metrics
+            .events_rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.clone(),
+            })
+            .inc();
+        *self.rejections.entry(reason).or_default() += 1;
     }
 
     /// The store.
@@ -68,6 +157,7 @@ impl NodeRooms {
         let room = self.store.create_room(create)?;
         self.store.wait_durable()?;
         self.rooms.insert(create.room(), room);
+        self.expected.remove(&create.room());
         Ok(())
     }
 
@@ -82,6 +172,9 @@ impl NodeRooms {
         content: &Content,
         now: u64,
     ) -> Result<VerifiedEvent> {
+        if self.unconfirmed.contains(room) {
+            return Err(Error::CatchingUp { room: *room });
+        }
         let r = self
             .rooms
             .get_mut(room)
@@ -217,17 +310,68 @@ impl Rooms for NodeRooms {
             .collect()
     }
 
+    fn observe_vector(&mut self, room: &RoomId, origins: &[OriginHead]) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        let theirs = origins
+            .iter()
+            .find(|o| o.origin == self.local)
+            .map_or(0, |o| o.seq);
+        let mine = r.engine().origin_tip(&self.local).map_or(0, |(seq, _)| seq);
+        if theirs > mine {
+            // A peer holds more of our own chain than we do: posting now
+            // would reuse a sequence number.
+            if self.unconfirmed.insert(*room) {
+                tracing::warn!(%room, mine, theirs, "a peer holds more of this node's chain; catching up before posting");
+            }
+        } else if self.unconfirmed.remove(room) {
+            tracing::info!(%room, seq = mine, "caught up with this node's own chain");
+        }
+    }
+
+    fn introductions(&self, room_id: &RoomId, peer: &NodeId) -> Vec<SignedEvent> {
+        let Some(room) = self.rooms.get(room_id) else {
+            return Vec::new();
+        };
+        let mut ids = self
+            .store
+            .invites_for(room_id, peer, INTRODUCTIONS_MAX)
+            .unwrap_or_default();
+        if let Some((_, heads)) = room.engine().origin_tip(peer) {
+            ids.extend_from_slice(heads);
+        }
+        self.events_by_id(room_id, &ids)
+    }
+
+    fn blob(&self, blob: &BlobId, offset: u64) -> Option<(u64, Vec<u8>)> {
+        self.store.read_blob(blob, offset).ok().flatten()
+    }
+
+    fn accepts_ephemeral(&self, peer: &NodeId, e: &Ephemeral) -> bool {
+        if e.user.node() != peer {
+            return false;
+        }
+        match &e.room {
+            Some(room) => self
+                .rooms
+                .get(room)
+                .is_some_and(|r| r.engine().state().is_joined(&e.user)),
+            None => !self.shared_rooms(peer).is_empty(),
+        }
+    }
+
     fn receive(
         &mut self,
         now: u64,
         _from: &NodeId,
         room_id: &RoomId,
-        events: Vec<SignedEvent>,
+        events: Vec<confab_wire::Result<VerifiedEvent>>,
     ) -> Received {
         let mut received = Received::default();
         let mut verified = Vec::with_capacity(events.len());
         for e in events {
-            match e.verify() {
+            match e {
                 Ok(v) if v.room() == *room_id => verified.push(v),
                 Ok(_) => {
                     received.invalid += 1;
@@ -244,7 +388,17 @@ impl Rooms for NodeRooms {
             }
         }
         if !self.rooms.contains_key(room_id) {
-            // A room new to this node starts with its create event.
+            // A room new to this node is taken only if it concerns one of
+            // its users; it starts with its create event.
+            if !self.expected.contains(room_id) {
+                if !verified.iter().any(|e| self.introduces_us(e)) {
+                    if !verified.is_empty() {
+                        self.count("refused:not_invited");
+                    }
+                    return received;
+                }
+                self.expect_room(*room_id);
+            }
             match verified.iter().position(|e| e.id() == EventId(room_id.0)) {
                 Some(i) => {
                     let create = verified.remove(i);
@@ -252,9 +406,20 @@ impl Rooms for NodeRooms {
                         received.invalid += 1;
                         return received;
                     }
+                    if self.recovering {
+                        self.unconfirmed.insert(*room_id);
+                    }
+                    received.new_room = true;
                     received.accepted.push(create.into_signed());
                 }
                 None => {
+                    // Keep what came (the invite) until the create is in.
+                    let parked = self.parked.entry(*room_id).or_default();
+                    for ev in verified {
+                        if parked.len() < PARKED_MAX {
+                            parked.insert(ev.id(), ev);
+                        }
+                    }
                     received.missing.push(EventId(room_id.0));
                     return received;
                 }

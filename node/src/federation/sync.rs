@@ -19,10 +19,11 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use confab_wire::fed::{
-    EventBatch, FED_PROTOCOL_VERSION, FedError, FedErrorCode, GetEvents, Hello, MAX_BATCH_EVENTS,
-    MAX_GET_EVENTS, OriginHead, OriginSince, VersionVector, Want,
+    BlobChunk, BlobRequest, Ephemeral, EventBatch, FED_PROTOCOL_VERSION, FedError, FedErrorCode,
+    GetEvents, Hello, MAX_BATCH_EVENTS, MAX_GET_EVENTS, OriginHead, OriginSince, VersionVector,
+    Want,
 };
-use confab_wire::{EventId, FedMessage, NodeId, RoomId, SignedEvent};
+use confab_wire::{BlobId, EventId, FedMessage, NodeId, RoomId, SignedEvent, VerifiedEvent};
 
 /// Anti-entropy period.
 pub const ANTI_ENTROPY_MS: u64 = 5_000;
@@ -30,8 +31,16 @@ pub const ANTI_ENTROPY_MS: u64 = 5_000;
 pub const WANT_LIMIT: u32 = 512;
 /// Most bytes of events in one frame (the frame limit is 1 MiB).
 pub const BATCH_BYTES_MAX: usize = 768 * 1024;
-/// Invalid events a peer may send before it is disconnected.
-pub const BAD_EVENTS_MAX: u32 = 64;
+/// Invalid events a peer may send per window before it is slowed down.
+pub const BAD_EVENTS_PER_WINDOW: u32 = 32;
+/// The window over which invalid events are counted.
+pub const BAD_WINDOW_MS: u64 = 10_000;
+/// Times a peer is slowed down before it is disconnected.
+pub const STRIKES_MAX: u32 = 3;
+/// How long reading from a peer pauses at its first strike (doubling).
+pub const PAUSE_MS: u64 = 1_000;
+/// Prefix of the error message that says a blob is not held.
+pub const BLOB_NOT_HELD: &str = "blob not held: ";
 
 /// What ingesting a peer's events gave.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,6 +51,15 @@ pub struct Received {
     pub missing: Vec<EventId>,
     /// Events that failed verification or the room's structure rules.
     pub invalid: u32,
+    /// The batch started a room new to this node.
+    pub new_room: bool,
+}
+
+/// Verifies a batch's signatures (on every core when it is large). The
+/// driver calls this off the rooms lock and hands the result to
+/// [`PeerSync::handle_events`].
+pub fn verify_batch(events: Vec<SignedEvent>) -> Vec<confab_wire::Result<VerifiedEvent>> {
+    crate::verify::verify_all(events)
 }
 
 /// The node's rooms, as replication needs them.
@@ -59,14 +77,27 @@ pub trait Rooms {
     fn events_after(&self, room: &RoomId, since: &[OriginSince], limit: usize) -> Vec<SignedEvent>;
     /// These events, those held, in causal order.
     fn events_by_id(&self, room: &RoomId, ids: &[EventId]) -> Vec<SignedEvent>;
-    /// Verifies, judges and stores events from `from`; durable on return.
+    /// Judges and stores events from `from` (verified by
+    /// [`verify_batch`]; failures are counted); durable on return.
     fn receive(
         &mut self,
         now: u64,
         from: &NodeId,
         room: &RoomId,
-        events: Vec<SignedEvent>,
+        events: Vec<confab_wire::Result<VerifiedEvent>>,
     ) -> Received;
+    /// Notes a peer's vector of a room (it may show that the peer holds
+    /// more of this node's own chain than this node does).
+    fn observe_vector(&mut self, room: &RoomId, origins: &[OriginHead]);
+    /// Events that tell `peer`'s node it belongs in the room (invites of
+    /// its users, its own latest event), sent ahead of the history to a
+    /// peer that holds nothing of the room.
+    fn introductions(&self, room: &RoomId, peer: &NodeId) -> Vec<SignedEvent>;
+    /// Bytes of a held blob from `offset`, with its size.
+    fn blob(&self, blob: &BlobId, offset: u64) -> Option<(u64, Vec<u8>)>;
+    /// True if `peer` may send this signal (its own user, a member of the
+    /// room, or for presence a peer sharing some room).
+    fn accepts_ephemeral(&self, peer: &NodeId, e: &Ephemeral) -> bool;
 }
 
 /// What the node must act on after a frame.
@@ -75,7 +106,11 @@ pub struct Effects {
     /// Events newly accepted from this peer, per room: push them to the others.
     pub accepted: Vec<(RoomId, SignedEvent)>,
     /// Ephemeral signals from the peer.
-    pub ephemeral: Vec<confab_wire::fed::Ephemeral>,
+    pub ephemeral: Vec<Ephemeral>,
+    /// Pieces of blobs this node asked for.
+    pub blob_chunks: Vec<BlobChunk>,
+    /// Blobs the peer said it does not hold.
+    pub blobs_missing: Vec<BlobId>,
 }
 
 /// Replication with one peer.
@@ -88,7 +123,10 @@ pub struct PeerSync {
     pushes: BTreeMap<RoomId, Vec<SignedEvent>>,
     wanting: BTreeSet<RoomId>,
     next_anti_entropy: u64,
-    bad_events: u32,
+    bad_window_start: u64,
+    bad_in_window: u32,
+    strikes: u32,
+    paused_until: Option<u64>,
     closed: Option<String>,
     rng: u64,
     /// When we last answered a repeated hello (at most once per period,
@@ -108,7 +146,10 @@ impl PeerSync {
             pushes: BTreeMap::new(),
             wanting: BTreeSet::new(),
             next_anti_entropy: now,
-            bad_events: 0,
+            bad_window_start: now,
+            bad_in_window: 0,
+            strikes: 0,
+            paused_until: None,
             closed: None,
             rng: seed | 1,
             hello_answered: None,
@@ -125,6 +166,27 @@ impl PeerSync {
     /// Why the connection must close, once it must.
     pub fn closed(&self) -> Option<&str> {
         self.closed.as_deref()
+    }
+
+    /// Until when the driver must not read from the peer (it sent too
+    /// many invalid events and is being slowed down).
+    pub fn paused_until(&self, now: u64) -> Option<u64> {
+        self.paused_until.filter(|t| *t > now)
+    }
+
+    /// Asks the peer for a blob's bytes from `offset`.
+    pub fn request_blob(&mut self, blob: BlobId, offset: u64) {
+        if self.closed.is_none() {
+            self.outbox
+                .push_back(FedMessage::BlobRequest(BlobRequest { blob, offset }));
+        }
+    }
+
+    /// Sends an ephemeral signal (dropped if the peer is not ready).
+    pub fn send_ephemeral(&mut self, e: Ephemeral) {
+        if self.is_ready() {
+            self.outbox.push_back(FedMessage::Ephemeral(e));
+        }
     }
 
     /// True once both sides have said hello.
@@ -255,47 +317,145 @@ impl PeerSync {
                 self.outbox.extend(batches(g.room, events));
             }
             FedMessage::Events(batch) => {
-                let room = batch.room;
-                let received = rooms.receive(now, &self.peer, &room, batch.events);
-                if !received.missing.is_empty() {
-                    let mut ids = received.missing;
-                    ids.truncate(MAX_GET_EVENTS);
-                    self.outbox
-                        .push_back(FedMessage::GetEvents(GetEvents { room, ids }));
-                }
-                self.bad_events += received.invalid;
-                if self.bad_events > BAD_EVENTS_MAX {
-                    self.close(
-                        FedErrorCode::RateLimited,
-                        format!("{} invalid events; disconnecting", self.bad_events),
-                    );
-                }
-                effects
-                    .accepted
-                    .extend(received.accepted.into_iter().map(|e| (room, e)));
+                return self.handle_events(now, batch.room, verify_batch(batch.events), rooms);
             }
-            // A node speaks only for its own users.
-            FedMessage::Ephemeral(e) if e.user.node() == &self.peer => {
+            // A node speaks only for its own users, in rooms they are in.
+            FedMessage::Ephemeral(e) if rooms.accepts_ephemeral(&self.peer, &e) => {
                 effects.ephemeral.push(e);
             }
+            FedMessage::BlobRequest(r) => {
+                let reply = match rooms.blob(&r.blob, r.offset) {
+                    Some((total, data)) if !rooms.shared_rooms(&self.peer).is_empty() => {
+                        FedMessage::BlobChunk(BlobChunk {
+                            blob: r.blob,
+                            offset: r.offset.min(total),
+                            total,
+                            data,
+                        })
+                    }
+                    _ => FedMessage::Error(FedError {
+                        code: FedErrorCode::NotFound,
+                        message: format!("{BLOB_NOT_HELD}{}", r.blob),
+                    }),
+                };
+                self.outbox.push_back(reply);
+            }
+            FedMessage::BlobChunk(c) => effects.blob_chunks.push(c),
             FedMessage::Ping(n) => self.outbox.push_back(FedMessage::Pong(n)),
-            FedMessage::Error(e) => {
-                if matches!(
-                    e.code,
-                    FedErrorCode::UnsupportedVersion | FedErrorCode::ShuttingDown
-                ) {
+            FedMessage::Error(e) => match e.code {
+                FedErrorCode::UnsupportedVersion | FedErrorCode::ShuttingDown => {
                     self.closed = Some(format!("peer closed: {}", e.message));
                 }
-            }
-            // Blobs are served by the blob service; pongs need nothing.
+                FedErrorCode::NotFound => {
+                    if let Some(blob) = e
+                        .message
+                        .strip_prefix(BLOB_NOT_HELD)
+                        .and_then(|b| b.parse::<BlobId>().ok())
+                    {
+                        effects.blobs_missing.push(blob);
+                    }
+                }
+                _ => {}
+            },
+            // Unshared rooms are not served; pongs need nothing.
             _ => {}
         }
         effects
     }
 
-    fn on_vector(&mut self, v: VersionVector, rooms: &impl Rooms) {
+    /// Handles a batch of events from the peer whose signatures
+    /// [`verify_batch`] checked.
+    pub fn handle_events(
+        &mut self,
+        now: u64,
+        room: RoomId,
+        events: Vec<confab_wire::Result<VerifiedEvent>>,
+        rooms: &mut impl Rooms,
+    ) -> Effects {
+        let mut effects = Effects::default();
+        if self.closed.is_some() || self.version.is_none() {
+            return effects;
+        }
+        let received = rooms.receive(now, &self.peer, &room, events);
+        if !received.missing.is_empty() {
+            let mut ids = received.missing;
+            ids.truncate(MAX_GET_EVENTS);
+            self.outbox
+                .push_back(FedMessage::GetEvents(GetEvents { room, ids }));
+        }
+        if received.new_room {
+            // Fetch the rest of the new room now, not at the next round.
+            self.want(room, rooms);
+        }
+        self.note_invalid(now, received.invalid);
+        effects
+            .accepted
+            .extend(received.accepted.into_iter().map(|e| (room, e)));
+        effects
+    }
+
+    /// Counts invalid events: past the window's allowance the peer is
+    /// told to slow down and not read for a while (doubling); at the
+    /// last strike it is disconnected.
+    fn note_invalid(&mut self, now: u64, invalid: u32) {
+        if invalid == 0 {
+            return;
+        }
+        if now >= self.bad_window_start + BAD_WINDOW_MS {
+            self.bad_window_start = now;
+            self.bad_in_window = 0;
+        }
+        self.bad_in_window += invalid;
+        if self.bad_in_window <= BAD_EVENTS_PER_WINDOW {
+            return;
+        }
+        self.strikes += 1;
+        self.bad_window_start = now;
+        self.bad_in_window = 0;
+        if self.strikes > STRIKES_MAX {
+            self.close(
+                FedErrorCode::RateLimited,
+                format!("kept sending invalid events after {STRIKES_MAX} warnings; disconnecting"),
+            );
+            return;
+        }
+        let pause = PAUSE_MS << (self.strikes - 1);
+        self.paused_until = Some(now + pause);
+        self.outbox.push_back(FedMessage::Error(FedError {
+            code: FedErrorCode::RateLimited,
+            message: format!(
+                "more than {BAD_EVENTS_PER_WINDOW} invalid events in {} s; not reading from you for {pause} ms",
+                BAD_WINDOW_MS / 1000
+            ),
+        }));
+    }
+
+    /// Strikes so far (for logs and tests).
+    pub fn strikes(&self) -> u32 {
+        self.strikes
+    }
+
+    fn want(&mut self, room: RoomId, rooms: &impl Rooms) {
+        self.wanting.insert(room);
+        let since = rooms
+            .vector(&room)
+            .into_iter()
+            .map(|o| OriginSince {
+                origin: o.origin,
+                after_seq: o.seq,
+            })
+            .collect();
+        self.outbox.push_back(FedMessage::Want(Want {
+            room,
+            since,
+            limit: WANT_LIMIT,
+        }));
+    }
+
+    fn on_vector(&mut self, v: VersionVector, rooms: &mut impl Rooms) {
         let room = v.room;
         self.wanting.remove(&room);
+        rooms.observe_vector(&room, &v.origins);
         let mine: BTreeMap<NodeId, (u64, EventId)> = rooms
             .vector(&room)
             .into_iter()
@@ -319,19 +479,7 @@ impl PeerSync {
                 .push_back(FedMessage::GetEvents(GetEvents { room, ids: forks }));
         }
         if lacking {
-            self.wanting.insert(room);
-            let since = mine
-                .into_iter()
-                .map(|(origin, (seq, _))| OriginSince {
-                    origin,
-                    after_seq: seq,
-                })
-                .collect();
-            self.outbox.push_back(FedMessage::Want(Want {
-                room,
-                since,
-                limit: WANT_LIMIT,
-            }));
+            self.want(room, rooms);
         }
     }
 
@@ -344,7 +492,13 @@ impl PeerSync {
             return;
         }
         let limit = w.limit.min(WANT_LIMIT) as usize;
-        let events = rooms.events_after(&w.room, &w.since, limit);
+        let mut events = Vec::new();
+        if w.since.is_empty() {
+            // The asker holds nothing of the room: first what tells it
+            // that it belongs there.
+            events = rooms.introductions(&w.room, &self.peer);
+        }
+        events.extend(rooms.events_after(&w.room, &w.since, limit));
         self.outbox.extend(batches(w.room, events));
         // The vector closes the answer: the asker looks again.
         self.outbox
@@ -409,7 +563,7 @@ mod tests {
     }
 
     fn rooms() -> NodeRooms {
-        NodeRooms::open(Store::temporary().unwrap()).unwrap()
+        NodeRooms::open(Store::temporary().unwrap(), key(1).node_id()).unwrap()
     }
 
     fn drain(s: &mut PeerSync) -> Vec<FedMessage> {

@@ -14,8 +14,10 @@
 //! | `R` target_id event_id                       | — (relations)        |
 //! | `K` room_id depth(BE) event_id               | checkpoint state     |
 //! | `H` room_id                                  | the room's [`Hot`]   |
+//! | `I` room_id node depth(BE) event_id          | — (invites of a node's users) |
 //!
-//! Tree `meta` holds the schema version.
+//! Tree `meta` holds the schema version and node-wide flags; tree `blobs`
+//! holds attachments (see [`blobs`]).
 //!
 //! ## Durability
 //! Every submission applies its batch at once (visible to readers) and then
@@ -27,6 +29,7 @@
 //! file system honouring the write order. See the README.
 
 pub mod accounts;
+pub mod blobs;
 mod flush;
 mod history;
 pub mod views;
@@ -105,6 +108,9 @@ pub(crate) fn decode<T: Decode<()>>(what: &'static str, bytes: &[u8]) -> Result<
 pub struct Store {
     db: sled::Db,
     data: sled::Tree,
+    meta: sled::Tree,
+    /// The store was created by this open (it held nothing before).
+    fresh: bool,
     flusher: Arc<Flusher>,
 }
 
@@ -134,6 +140,7 @@ impl Store {
         let data = db
             .open_tree("room_data")
             .map_err(store_err("open room_data"))?;
+        let mut fresh = false;
         match meta.get("schema").map_err(store_err("read schema"))? {
             Some(v) => {
                 let v: [u8; 4] = v.as_ref().try_into().map_err(|_| Error::Corrupt {
@@ -158,10 +165,62 @@ impl Store {
                 }
                 meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())
                     .map_err(store_err("write schema"))?;
+                fresh = true;
             }
         }
         let flusher = Arc::new(Flusher::start(db.clone()));
-        Ok(Store { db, data, flusher })
+        Ok(Store {
+            db,
+            data,
+            meta,
+            fresh,
+            flusher,
+        })
+    }
+
+    /// True if this open created the store (nothing was there before).
+    pub fn is_fresh(&self) -> bool {
+        self.fresh
+    }
+
+    /// True while the node recovers its history from peers (its data was
+    /// lost or restored from a backup): it may not post in a room before
+    /// a peer has shown it its own latest event there.
+    pub fn recovering(&self) -> Result<bool> {
+        Ok(self
+            .meta
+            .get("recovering")
+            .map_err(store_err("read flags"))?
+            .is_some())
+    }
+
+    /// Sets or clears [`Store::recovering`] (durable after
+    /// [`Store::wait_durable`]).
+    pub fn set_recovering(&self, on: bool) -> Result<()> {
+        if on {
+            self.meta.insert("recovering", &[1u8]).map(|_| ())
+        } else {
+            self.meta.remove("recovering").map(|_| ())
+        }
+        .map_err(store_err("write flags"))
+    }
+
+    /// Invite events in `room` whose target is a user of `node`, newest
+    /// last, at most `limit` (the newest).
+    pub fn invites_for(
+        &self,
+        room: &RoomId,
+        node: &confab_wire::NodeId,
+        limit: usize,
+    ) -> Result<Vec<EventId>> {
+        let prefix = key(views::P_INVITE, &[room.as_bytes(), node.as_bytes()]);
+        let mut out = Vec::new();
+        for k in self.data.scan_prefix(&prefix).keys().rev().take(limit) {
+            let k = k.map_err(store_err("scan invites"))?;
+            out.push(order_key_id_any(&k)?);
+        }
+        out.reverse();
+        Ok(out)
     }
 
     /// Waits until everything applied before this call is on disk. One
@@ -294,6 +353,16 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64> {
         self.db.size_on_disk().map_err(store_err("size"))
     }
+}
+
+fn order_key_id_any(k: &[u8]) -> Result<EventId> {
+    k.get(k.len().saturating_sub(32)..)
+        .and_then(|s| <[u8; 32]>::try_from(s).ok())
+        .map(EventId)
+        .ok_or(Error::Corrupt {
+            what: "index key",
+            detail: "short key".into(),
+        })
 }
 
 fn order_key_id(k: &[u8]) -> Result<EventId> {

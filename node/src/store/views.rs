@@ -31,6 +31,7 @@ pub(crate) const P_THREAD: u8 = b'T';
 pub(crate) const P_MENTION: u8 = b'U';
 pub(crate) const P_WORD: u8 = b'W';
 pub(crate) const P_READ: u8 = b'P';
+pub(crate) const P_INVITE: u8 = b'I';
 
 /// Most distinct search terms indexed per message.
 pub const MAX_TERMS_PER_MESSAGE: usize = 256;
@@ -96,6 +97,22 @@ pub(crate) fn index(
 ) {
     let h = ev.header();
     let room = ev.room();
+    if let EventKind::Invite { target } = &h.kind {
+        // Lets a peer hand the invitee's node its invite first.
+        ops.push((
+            key(
+                P_INVITE,
+                &[
+                    room.as_bytes(),
+                    target.node().as_bytes(),
+                    &h.depth.to_be_bytes(),
+                    ev.id().as_bytes(),
+                ],
+            ),
+            Vec::new(),
+        ));
+        return;
+    }
     let (target, body, mentions, thread) = match ev.content() {
         Some(Content::Message(m)) => (ev.id(), m.body, m.mentions, m.thread),
         Some(Content::Edit(e)) => match h.kind {
