@@ -7,6 +7,10 @@
 use confab_wire::sign::KeyCache;
 use confab_wire::{SignedEvent, VerifiedEvent};
 
+thread_local! {
+    static KEYS: std::cell::RefCell<KeyCache> = std::cell::RefCell::new(KeyCache::default());
+}
+
 /// Below this many events a batch is verified on the calling thread: a
 /// thread costs more than it saves.
 pub const PARALLEL_MIN: usize = 32;
@@ -16,11 +20,15 @@ pub const PARALLEL_MIN: usize = 32;
 pub fn verify_all(events: Vec<SignedEvent>) -> Vec<confab_wire::Result<VerifiedEvent>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads <= 1 || events.len() < PARALLEL_MIN {
-        let mut keys = KeyCache::default();
-        return events
-            .into_iter()
-            .map(|e| e.verify_cached(&mut keys))
-            .collect();
+        // Small batches (live pushes) are the common case: keep each
+        // thread's decompressed keys, which cost as much as a verify.
+        return KEYS.with(|keys| {
+            let mut keys = keys.borrow_mut();
+            events
+                .into_iter()
+                .map(|e| e.verify_cached(&mut keys))
+                .collect()
+        });
     }
     let chunk = events.len().div_ceil(threads);
     let mut events = events;

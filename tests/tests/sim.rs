@@ -1,19 +1,28 @@
 //! Deterministic simulation of federation: N nodes with the real engine,
 //! store and replication state machine, joined by a simulated network with
 //! a virtual clock and seeded loss, delay, duplication, reordering and
-//! partitions. A fault phase, then a heal phase until quiet: every node
-//! must hold the identical room digest. A failing seed is printed and
-//! replays exactly: `CONFAB_SIM_SEED=<seed> cargo test -p confab-tests --test sim`.
-//! More seeds: `CONFAB_SIM_SEEDS=5000 cargo test --release -p confab-tests --test sim`.
+//! partitions; nodes restart (in-memory state rebuilt from their store),
+//! lose their store and rebuild from peers, and one node equivocates
+//! (signs two events with one origin sequence and sends them to different
+//! peers). A fault phase, then a heal phase until quiet: every node must
+//! hold the identical room digest, and no honest node may have forked its
+//! own chain (a rebuilt node must not post before catching up with it).
+//!
+//! A failing seed is printed and replays exactly:
+//! `CONFAB_SIM_SEED=<seed> cargo test -p confab-tests --test sim`.
+//! Seeds run by default: 500 (`CONFAB_SIM_SEEDS`); a longer soak:
+//! `CONFAB_SIM_SEEDS=20000 cargo test --release -p confab-tests --test sim`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use confab_node::federation::replica::NodeRooms;
 use confab_node::federation::sync::{self, PeerSync, Rooms};
 use confab_node::store::Store;
 use confab_tests::{create_room_event, test_key, text};
 use confab_wire::event::{Content, ReasonContent, Visibility};
+use confab_wire::fed::EventBatch;
 use confab_wire::{EventKind, FedMessage, NodeId, NodeKey, RoomId, UserId};
 
 const T0: u64 = 1_700_000_000_000;
@@ -41,6 +50,35 @@ struct SimNode {
     rooms: NodeRooms,
     peers: BTreeMap<NodeId, PeerSync>,
     users: Vec<UserId>,
+    /// Lost its store at some point (rebuilt from peers).
+    wiped: bool,
+}
+
+/// Drops every connection of node `i` (both ends) and opens new ones, as
+/// after a restart: queued frames to and from it are lost.
+fn reconnect(
+    nodes: &mut [SimNode],
+    ids: &[NodeId],
+    i: usize,
+    now: u64,
+    seed: u64,
+    queue: &mut BTreeMap<(u64, u64), (usize, usize, FedMessage)>,
+) {
+    queue.retain(|_, (from, to, _)| *from != i && *to != i);
+    for j in 0..nodes.len() {
+        if j == i {
+            continue;
+        }
+        let salt = seed ^ now ^ (i * 131 + j) as u64;
+        let hello_i = sync::hello(ids[i], &format!("n{i}"));
+        nodes[i]
+            .peers
+            .insert(ids[j], PeerSync::new(hello_i, ids[j], now, salt));
+        let hello_j = sync::hello(ids[j], &format!("n{j}"));
+        nodes[j]
+            .peers
+            .insert(ids[i], PeerSync::new(hello_j, ids[i], now, salt ^ 1));
+    }
 }
 
 struct Faults {
@@ -70,8 +108,9 @@ fn run(seed: u64) {
                     .collect(),
                 key,
                 id,
-                rooms: NodeRooms::open(Store::temporary().unwrap(), id).unwrap(),
+                rooms: NodeRooms::open(Store::volatile().unwrap(), id).unwrap(),
                 peers: BTreeMap::new(),
+                wiped: false,
             }
         })
         .collect();
@@ -121,6 +160,10 @@ fn run(seed: u64) {
     };
     let mut next_action = T0 + 10;
     let mut next_partition = T0 + rng.below(10_000);
+    let mut next_restart = T0 + 2_000 + rng.below(15_000);
+    let mut last_poster: Option<usize> = None;
+    // One node may equivocate; it is not held to the no-fork rule.
+    let byzantine = rng.chance(50).then(|| rng.below(n as u64) as usize);
     loop {
         let healing = now >= fault_end;
         if healing {
@@ -160,6 +203,7 @@ fn run(seed: u64) {
             next_timer,
             actions_on.then_some(next_action),
             actions_on.then_some(next_partition),
+            actions_on.then_some(next_restart),
         ]
         .into_iter()
         .flatten()
@@ -211,10 +255,71 @@ fn run(seed: u64) {
             next_partition = now + 1_000 + rng.below(8_000);
             continue;
         }
+        if actions_on && next_restart == now {
+            next_restart = now + 3_000 + rng.below(12_000);
+            // Often the node that just posted: its newest events may have
+            // reached only some peers, the hard case for a rebuild.
+            let i = match last_poster {
+                Some(p) if rng.chance(60) => p,
+                _ => rng.below(n as u64) as usize,
+            };
+            // A lost disk loses what no peer holds yet; the simulation
+            // wipes a node only once its own chain is held elsewhere.
+            let replicated = nodes[i].rooms.room(&room).is_some_and(|r| {
+                let mine = r.engine().origin_tip(&ids[i]).map_or(0, |t| t.0);
+                (0..n).any(|j| {
+                    j != i
+                        && nodes[j].rooms.room(&room).is_some_and(|o| {
+                            o.engine().origin_tip(&ids[i]).map_or(0, |t| t.0) >= mine
+                        })
+                })
+            });
+            if replicated && rng.chance(30) {
+                // The disk is lost, the key kept: rebuild from peers.
+                let store = Store::volatile().unwrap();
+                store.set_recovering(true).unwrap();
+                nodes[i].rooms = NodeRooms::open(store, ids[i]).unwrap();
+                nodes[i].wiped = true;
+            } else {
+                let store = nodes[i].rooms.store().clone();
+                nodes[i].rooms = NodeRooms::open(store, ids[i]).unwrap();
+            }
+            reconnect(&mut nodes, &ids, i, now, seed, &mut queue);
+            continue;
+        }
         if actions_on && next_action == now {
             next_action = now + 20 + rng.below(300);
             let i = rng.below(n as u64) as usize;
             let user = nodes[i].users[rng.below(2) as usize].clone();
+            if Some(i) == byzantine && rng.chance(10) {
+                // Two events with one origin sequence, to two peers.
+                let Some(r) = nodes[i].rooms.room(&room) else {
+                    continue;
+                };
+                let header = r
+                    .engine()
+                    .next_header(user.clone(), EventKind::Message, now);
+                let key = nodes[i].key.clone();
+                let a = key.sign_event(header.clone(), &text("fork a")).unwrap();
+                let b = key.sign_event(header, &text("fork b")).unwrap();
+                for (k, ev) in [a, b].into_iter().enumerate() {
+                    let j = (i + 1 + k) % n;
+                    if j == i {
+                        continue;
+                    }
+                    let batch = EventBatch {
+                        room,
+                        trace: None,
+                        events: vec![ev.into_signed()],
+                    };
+                    seq += 1;
+                    queue.insert(
+                        (now + 1 + rng.below(faults.delay_max), seq),
+                        (i, j, FedMessage::Events(batch)),
+                    );
+                }
+                continue;
+            }
             let node = &mut nodes[i];
             let Some(r) = node.rooms.room(&room) else {
                 continue;
@@ -268,6 +373,11 @@ fn run(seed: u64) {
             };
             let key = node.key.clone();
             if let Ok(ev) = node.rooms.post(&key, &author, &room, kind, &content, now) {
+                last_poster = Some(i);
+                if rng.chance(5) {
+                    // Restart right after posting, before pushes go out.
+                    next_restart = now;
+                }
                 for s in node.peers.values_mut() {
                     s.push(room, ev.signed().clone());
                 }
@@ -284,6 +394,42 @@ fn run(seed: u64) {
         .map(|x| x.rooms.room(&room).map(|r| r.engine().len()))
         .collect();
     if std::env::var_os("CONFAB_SIM_DEBUG").is_some() {
+        for (i, x) in nodes.iter().enumerate() {
+            let v: Vec<String> = x
+                .rooms
+                .vector(&room)
+                .iter()
+                .map(|o| {
+                    let j = ids.iter().position(|y| *y == o.origin).unwrap();
+                    format!("{j}:{}:{}", o.seq, &o.head.to_string()[..6])
+                })
+                .collect();
+            let forks = x.rooms.room(&room).map(|r| r.engine().forks().clone());
+            eprintln!(
+                "node {i} vector {v:?} forks {forks:?} may_post {}",
+                x.rooms.may_post(&room)
+            );
+        }
+        let all: Vec<std::collections::BTreeSet<confab_wire::EventId>> = nodes
+            .iter()
+            .map(|x| {
+                x.rooms
+                    .events_after(&room, &[], 100_000)
+                    .into_iter()
+                    .map(|e| e.verify().unwrap().id())
+                    .collect()
+            })
+            .collect();
+        eprintln!("byzantine {byzantine:?}");
+        for (i, set) in all.iter().enumerate() {
+            for id in set.difference(&all[0]) {
+                let ev = x_event(&nodes[i], id);
+                eprintln!("node {i} has extra {id}: {ev}");
+            }
+            for id in all[0].difference(set) {
+                eprintln!("node {i} lacks {id}: {}", x_event(&nodes[0], id));
+            }
+        }
         for (i, x) in nodes.iter().enumerate() {
             for (p, s) in &x.peers {
                 let j = ids.iter().position(|y| y == p).unwrap();
@@ -304,10 +450,47 @@ fn run(seed: u64) {
         counts[0].unwrap() > n as u64,
         "seed {seed}: nothing happened"
     );
-    let _ = nodes
-        .iter()
-        .map(|x| x.rooms.vector(&room))
-        .collect::<Vec<_>>();
+    if std::env::var_os("CONFAB_SIM_DEBUG").is_some() {
+        let wiped: Vec<usize> = (0..n).filter(|&i| nodes[i].wiped).collect();
+        let forks = nodes[0].rooms.room(&room).map(|r| r.engine().forks().len());
+        eprintln!(
+            "seed {seed}: {n} nodes, {:?} events, wiped {wiped:?}, byzantine {byzantine:?}, forked origins {forks:?}",
+            counts[0]
+        );
+    }
+    // Only the equivocating node's chain may fork: a rebuilt node must not
+    // have reused a sequence number of its own.
+    let forks = nodes[0].rooms.room(&room).unwrap().engine().forks().clone();
+    for (origin, at) in &forks {
+        let i = ids.iter().position(|x| x == origin).unwrap();
+        assert!(
+            Some(i) == byzantine,
+            "seed {seed}: honest node {i} (wiped: {}) forked its chain at {at}; \
+             replay with CONFAB_SIM_SEED={seed}",
+            nodes[i].wiped
+        );
+    }
+}
+
+fn x_event(node: &SimNode, id: &confab_wire::EventId) -> String {
+    match node.rooms.store().event(id).unwrap() {
+        Some(e) => {
+            let v = e.signed.verify().unwrap();
+            let h = v.header();
+            format!(
+                "author {} seq {} depth {} kind {:?} verdict {:?} prev {:?}",
+                h.author,
+                h.origin_seq,
+                h.depth,
+                h.kind,
+                node.rooms
+                    .room(&v.room())
+                    .and_then(|r| r.engine().verdict(id)),
+                h.prev
+            )
+        }
+        None => "not stored".into(),
+    }
 }
 
 #[test]
@@ -319,8 +502,21 @@ fn nodes_converge_through_faults() {
     let seeds: u64 = std::env::var("CONFAB_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
-    for seed in 1..=seeds {
-        run(seed);
-    }
+        .unwrap_or(500);
+    // Seeds are independent: run them on every core.
+    let next = AtomicU64::new(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed > seeds {
+                        return;
+                    }
+                    run(seed);
+                }
+            });
+        }
+    });
 }

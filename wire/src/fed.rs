@@ -85,8 +85,15 @@ pub struct OriginHead {
     pub origin: NodeId,
     /// Its highest origin sequence held.
     pub seq: u64,
-    /// The id of that event (shows a forked chain).
+    /// The id of that event (shows a fork at the tip).
     pub head: EventId,
+    /// The lowest sequence at which this origin's chain is forked (two
+    /// events, one sequence), 0 if it is not.
+    pub forked_at: u64,
+    /// A hash of the ids of every event held at a forked sequence (0 if
+    /// none): two nodes holding the same tip can still differ below it by
+    /// fork branches, and this shows it.
+    pub forks: u64,
 }
 
 /// What a node holds of a room, per origin.

@@ -76,6 +76,14 @@ fn b32_decode(kind: &'static str, text: &str) -> Result<[u8; 32]> {
     Ok(out)
 }
 
+/// Most proven-valid keys remembered per thread (then it starts over).
+const VALID_KEYS_MAX: usize = 4096;
+
+thread_local! {
+    static VALID_KEYS: std::cell::RefCell<std::collections::HashSet<[u8; 32]>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
 /// A validated ed25519 public key: a point on the curve that is not of small
 /// order (such keys would let one signature verify for many messages).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Encode)]
@@ -90,6 +98,12 @@ impl PublicKey {
 
     /// Checks that `bytes` are a usable key.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self> {
+        // Every decoded user id carries a key, and the check costs a point
+        // decompression (as much as a signature check): remember the keys
+        // this thread has proven valid. There are few distinct node ids.
+        if VALID_KEYS.with(|k| k.borrow().contains(bytes)) {
+            return Ok(PublicKey(*bytes));
+        }
         let vk = ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| Error::InvalidKey {
             reason: "not a point on the curve",
         })?;
@@ -98,6 +112,13 @@ impl PublicKey {
                 reason: "small-order point",
             });
         }
+        VALID_KEYS.with(|k| {
+            let mut k = k.borrow_mut();
+            if k.len() >= VALID_KEYS_MAX {
+                k.clear();
+            }
+            k.insert(*bytes);
+        });
         Ok(PublicKey(*bytes))
     }
 

@@ -209,6 +209,8 @@ fn fed_message() -> impl Strategy<Value = FedMessage> {
                         origin: keys()[k].node_id(),
                         seq,
                         head,
+                        forked_at: seq / 2,
+                        forks: seq.rotate_left(7),
                     })
                     .collect();
                 origins.sort_by_key(|o| o.origin);

@@ -91,6 +91,8 @@ fn fed_samples() -> Vec<FedMessage> {
                 origin: node,
                 seq: 2,
                 head: message.id(),
+                forked_at: 0,
+                forks: 0,
             }],
         }),
         FedMessage::Want(Want {

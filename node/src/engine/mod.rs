@@ -491,6 +491,43 @@ impl<H: History> RoomEngine<H> {
         &self.hot.forks
     }
 
+    /// Events of `origin` at forked sequences from `from_seq` on (two or
+    /// more events with one sequence), ascending by sequence.
+    pub fn fork_twins(&self, origin: &NodeId, from_seq: u64) -> Vec<EventId> {
+        let Some(first) = self.hot.forks.get(origin) else {
+            return Vec::new();
+        };
+        let chain = self.history.chain_from(origin, from_seq.max(*first));
+        let mut out = Vec::new();
+        for (i, (seq, id)) in chain.iter().enumerate() {
+            let twin =
+                chain.get(i + 1).is_some_and(|n| n.0 == *seq) || (i > 0 && chain[i - 1].0 == *seq);
+            if twin {
+                out.push(*id);
+            }
+        }
+        out
+    }
+
+    /// Where `origin`'s chain first forks and a hash of every event at a
+    /// forked sequence; `(0, 0)` if it does not fork.
+    pub fn fork_summary(&self, origin: &NodeId) -> (u64, u64) {
+        let Some(first) = self.hot.forks.get(origin) else {
+            return (0, 0);
+        };
+        let mut twins = self.fork_twins(origin, *first);
+        twins.sort();
+        let mut h = Sha256::new();
+        for id in &twins {
+            h.update(id.as_bytes());
+        }
+        let d: [u8; 32] = h.finalize().into();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&d[..8]);
+        // 0 means "no fork"; a real hash of 0 is vanishingly unlikely.
+        (*first, u64::from_le_bytes(b).max(1))
+    }
+
     /// Events of `origin` after sequence `after`, in chain order.
     pub fn origin_events_after(&self, origin: &NodeId, after: u64) -> Vec<EventId> {
         self.history

@@ -34,9 +34,12 @@ pub struct NodeRooms {
     /// was invited or asked to join.
     expected: HashSet<RoomId>,
     /// Rooms where this node may not post yet: a peer showed it holds
-    /// more of this node's own chain, or (while recovering) no peer has
-    /// shown its view yet.
+    /// more of this node's own chain, or (while recovering) not every peer
+    /// in the room has shown its view yet.
     unconfirmed: HashSet<RoomId>,
+    /// For unconfirmed rooms: peers whose latest vector holds no more of
+    /// this node's chain than this node does.
+    heard: HashMap<RoomId, HashSet<NodeId>>,
     recovering: bool,
     metrics: FederationMetrics,
 }
@@ -56,7 +59,7 @@ impl NodeRooms {
         } else {
             HashSet::new()
         };
-        Ok(NodeRooms {
+        let mut this = NodeRooms {
             store,
             local,
             rooms,
@@ -64,9 +67,21 @@ impl NodeRooms {
             rejections: BTreeMap::new(),
             expected: HashSet::new(),
             unconfirmed,
+            heard: HashMap::new(),
             recovering,
             metrics: FederationMetrics::default(),
-        })
+        };
+        // A room no peer takes part in has no one to hear from.
+        let alone: Vec<RoomId> = this
+            .unconfirmed
+            .iter()
+            .filter(|r| this.room_peers(r).is_empty())
+            .copied()
+            .collect();
+        for r in alone {
+            this.unconfirmed.remove(&r);
+        }
+        Ok(this)
     }
 
     /// The federation metrics (shared by clones).
@@ -266,7 +281,16 @@ impl Rooms for NodeRooms {
             r.engine()
                 .version_vector()
                 .into_iter()
-                .map(|(origin, (seq, head))| OriginHead { origin, seq, head })
+                .map(|(origin, (seq, head))| {
+                    let (forked_at, forks) = r.engine().fork_summary(&origin);
+                    OriginHead {
+                        origin,
+                        seq,
+                        head,
+                        forked_at,
+                        forks,
+                    }
+                })
                 .collect()
         })
     }
@@ -310,7 +334,7 @@ impl Rooms for NodeRooms {
             .collect()
     }
 
-    fn observe_vector(&mut self, room: &RoomId, origins: &[OriginHead]) {
+    fn observe_vector(&mut self, room: &RoomId, from: &NodeId, origins: &[OriginHead]) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };
@@ -322,10 +346,23 @@ impl Rooms for NodeRooms {
         if theirs > mine {
             // A peer holds more of our own chain than we do: posting now
             // would reuse a sequence number.
+            self.heard.remove(room);
             if self.unconfirmed.insert(*room) {
                 tracing::warn!(%room, mine, theirs, "a peer holds more of this node's chain; catching up before posting");
             }
-        } else if self.unconfirmed.remove(room) {
+            return;
+        }
+        if !self.unconfirmed.contains(room) {
+            return;
+        }
+        // Any one peer may lack our newest events while another holds
+        // them: every peer in the room must have shown its view.
+        let peers = self.room_peers(room);
+        let heard = self.heard.entry(*room).or_default();
+        heard.insert(*from);
+        if peers.iter().all(|p| heard.contains(p)) {
+            self.heard.remove(room);
+            self.unconfirmed.remove(room);
             tracing::info!(%room, seq = mine, "caught up with this node's own chain");
         }
     }
@@ -341,6 +378,25 @@ impl Rooms for NodeRooms {
         if let Some((_, heads)) = room.engine().origin_tip(peer) {
             ids.extend_from_slice(heads);
         }
+        self.events_by_id(room_id, &ids)
+    }
+
+    fn fork_twins(&self, room_id: &RoomId, since: &[OriginSince]) -> Vec<SignedEvent> {
+        let Some(room) = self.rooms.get(room_id) else {
+            return Vec::new();
+        };
+        let e = room.engine();
+        let ids: Vec<EventId> = e
+            .forks()
+            .keys()
+            .flat_map(|origin| {
+                let after = since
+                    .iter()
+                    .find(|s| s.origin == *origin)
+                    .map_or(0, |s| s.after_seq);
+                e.fork_twins(origin, after.saturating_add(1))
+            })
+            .collect();
         self.events_by_id(room_id, &ids)
     }
 

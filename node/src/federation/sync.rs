@@ -86,13 +86,16 @@ pub trait Rooms {
         room: &RoomId,
         events: Vec<confab_wire::Result<VerifiedEvent>>,
     ) -> Received;
-    /// Notes a peer's vector of a room (it may show that the peer holds
+    /// Notes `from`'s vector of a room (it may show that the peer holds
     /// more of this node's own chain than this node does).
-    fn observe_vector(&mut self, room: &RoomId, origins: &[OriginHead]);
+    fn observe_vector(&mut self, room: &RoomId, from: &NodeId, origins: &[OriginHead]);
     /// Events that tell `peer`'s node it belongs in the room (invites of
     /// its users, its own latest event), sent ahead of the history to a
     /// peer that holds nothing of the room.
     fn introductions(&self, room: &RoomId, peer: &NodeId) -> Vec<SignedEvent>;
+    /// Events at forked sequences of the room's chains above `since`
+    /// (both branches of every fork), sent ahead of the rest.
+    fn fork_twins(&self, room: &RoomId, since: &[OriginSince]) -> Vec<SignedEvent>;
     /// Bytes of a held blob from `offset`, with its size.
     fn blob(&self, blob: &BlobId, offset: u64) -> Option<(u64, Vec<u8>)>;
     /// True if `peer` may send this signal (its own user, a member of the
@@ -129,6 +132,8 @@ pub struct PeerSync {
     paused_until: Option<u64>,
     closed: Option<String>,
     rng: u64,
+    /// When fork branches were last asked for, per room.
+    fork_wanted: BTreeMap<RoomId, u64>,
     /// When we last answered a repeated hello (at most once per period,
     /// so two peers cannot ping-pong hellos).
     hello_answered: Option<u64>,
@@ -153,6 +158,7 @@ impl PeerSync {
             closed: None,
             rng: seed | 1,
             hello_answered: None,
+            fork_wanted: BTreeMap::new(),
         };
         s.next_anti_entropy = now + s.jittered(ANTI_ENTROPY_MS);
         s
@@ -308,7 +314,7 @@ impl PeerSync {
             // Before the peer's hello nothing is acted on; anti-entropy
             // repeats whatever mattered once the hello is in.
             _ if !hello_done => {}
-            FedMessage::VersionVector(v) => self.on_vector(v, rooms),
+            FedMessage::VersionVector(v) => self.on_vector(now, v, rooms),
             FedMessage::Want(w) => self.on_want(w, rooms),
             FedMessage::GetEvents(g)
                 if rooms.has_room(&g.room) && rooms.shared_rooms(&self.peer).contains(&g.room) =>
@@ -452,26 +458,56 @@ impl PeerSync {
         }));
     }
 
-    fn on_vector(&mut self, v: VersionVector, rooms: &mut impl Rooms) {
+    fn on_vector(&mut self, now: u64, v: VersionVector, rooms: &mut impl Rooms) {
         let room = v.room;
         self.wanting.remove(&room);
-        rooms.observe_vector(&room, &v.origins);
-        let mine: BTreeMap<NodeId, (u64, EventId)> = rooms
-            .vector(&room)
-            .into_iter()
-            .map(|o| (o.origin, (o.seq, o.head)))
-            .collect();
+        rooms.observe_vector(&room, &self.peer, &v.origins);
+        let vector = rooms.vector(&room);
+        let mine: BTreeMap<NodeId, &OriginHead> = vector.iter().map(|o| (o.origin, o)).collect();
         let mut lacking = false;
         let mut forks = Vec::new();
+        // Origins whose fork branches differ: fetched from the fork on.
+        let mut fork_points: BTreeMap<NodeId, u64> = BTreeMap::new();
         for theirs in &v.origins {
             match mine.get(&theirs.origin) {
-                Some((seq, _)) if *seq >= theirs.seq => {
+                Some(m) if m.seq >= theirs.seq => {
                     if !rooms.holds(&room, &theirs.head) {
                         forks.push(theirs.head);
+                    }
+                    if theirs.forks != 0 && theirs.forks != m.forks {
+                        let at = match m.forked_at {
+                            0 => theirs.forked_at,
+                            mine_at => mine_at.min(theirs.forked_at),
+                        };
+                        fork_points.insert(theirs.origin, at.saturating_sub(1));
                     }
                 }
                 _ => lacking = true,
             }
+        }
+        if !fork_points.is_empty()
+            && self
+                .fork_wanted
+                .get(&room)
+                .is_none_or(|t| now >= t + ANTI_ENTROPY_MS)
+        {
+            // At most once a period: if the peer cannot take our branches
+            // the two would otherwise ask each other without end.
+            self.fork_wanted.insert(room, now);
+            let since = vector
+                .iter()
+                .map(|o| OriginSince {
+                    origin: o.origin,
+                    after_seq: fork_points.get(&o.origin).copied().unwrap_or(o.seq),
+                })
+                .collect();
+            self.wanting.insert(room);
+            self.outbox.push_back(FedMessage::Want(Want {
+                room,
+                since,
+                limit: WANT_LIMIT,
+            }));
+            lacking = false;
         }
         if !forks.is_empty() {
             forks.truncate(MAX_GET_EVENTS);
@@ -498,6 +534,9 @@ impl PeerSync {
             // that it belongs there.
             events = rooms.introductions(&w.room, &self.peer);
         }
+        // Fork branches may lie below the asker's tips: they go first, so
+        // every branch reaches every node.
+        events.extend(rooms.fork_twins(&w.room, &w.since));
         events.extend(rooms.events_after(&w.room, &w.since, limit));
         self.outbox.extend(batches(w.room, events));
         // The vector closes the answer: the asker looks again.

@@ -111,6 +111,8 @@ pub struct Store {
     meta: sled::Tree,
     /// The store was created by this open (it held nothing before).
     fresh: bool,
+    /// Never flushed (simulations): see [`Store::volatile`].
+    volatile: bool,
     flusher: Arc<Flusher>,
 }
 
@@ -123,6 +125,15 @@ impl Store {
     /// A store in a temporary directory removed on drop (tests, benches).
     pub fn temporary() -> Result<Store> {
         Self::with_config(sled::Config::new().temporary(true))
+    }
+
+    /// A temporary store that never waits for the disk: for deterministic
+    /// simulations, whose subject is replication, not durability. Nothing
+    /// it "acknowledges" survives a crash; never use it for a node.
+    pub fn volatile() -> Result<Store> {
+        let mut s = Self::temporary()?;
+        s.volatile = true;
+        Ok(s)
     }
 
     fn with_config(config: sled::Config) -> Result<Store> {
@@ -174,6 +185,7 @@ impl Store {
             data,
             meta,
             fresh,
+            volatile: false,
             flusher,
         })
     }
@@ -226,6 +238,9 @@ impl Store {
     /// Waits until everything applied before this call is on disk. One
     /// flush serves every caller waiting at the time (group commit).
     pub fn wait_durable(&self) -> Result<()> {
+        if self.volatile {
+            return Ok(());
+        }
         self.flusher.wait()
     }
 

@@ -1,0 +1,41 @@
+// Confab's web UI: entry point. Plain ES modules, no build step; every file
+// is served by the gateway (gateway/PROTOCOL.md §9.4).
+
+import { Client } from './client.js';
+import { renderLogin } from './views/login.js';
+import { renderShell } from './views/shell.js';
+
+const client = new Client();
+const root = /** @type {HTMLElement} */ (document.getElementById('app'));
+/** @type {(() => void)|null} */
+let unmount = null;
+/** @type {boolean|null} */
+let signedIn = null;
+
+function mount() {
+  const now = !!client.store.me;
+  if (now === signedIn) return;
+  signedIn = now;
+  unmount?.();
+  unmount = now ? renderShell(root, client) : renderLogin(root, client);
+}
+
+client.store.on('me', mount);
+
+// The skip link focuses the main region without touching the hash route.
+document.querySelector('.skip-link')?.addEventListener('click', (ev) => {
+  ev.preventDefault();
+  const target = /** @type {HTMLElement|null} */ (document.querySelector('[data-testid="composer-input"]') ?? document.getElementById('main'));
+  target?.focus();
+});
+
+// Failures nobody awaited are logged (actions report their own errors).
+window.addEventListener('unhandledrejection', (ev) => {
+  console.error(ev.reason);
+});
+
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch((e) => console.warn('service worker not registered', e));
+}
+
+client.start();
