@@ -113,8 +113,16 @@ fn main() -> std::process::ExitCode {
 /// Subcommands that work on the store directly.
 fn offline(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
     let config = NodeConfig::load(config.as_deref())?;
+    let key_existed = NodeIdentity::key_path(&config.node.data_dir).exists();
     let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
     let store = open_store(&config)?;
+    if key_existed && store.is_fresh() {
+        // The key outlived the data: this node's rooms and its own events
+        // must come back from peers before it may post again.
+        tracing::warn!("the store is new but the key is not: recovering rooms from peers");
+        store.set_recovering(true)?;
+        store.wait_durable()?;
+    }
     let user = |name: &str| {
         UserId::new(key.node_id(), name).with_context(|| format!("user name {name:?}"))
     };
@@ -176,8 +184,16 @@ fn open_store(config: &NodeConfig) -> anyhow::Result<Store> {
 async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let config = NodeConfig::load(config.as_deref())?;
     init_logging(&config)?;
+    let key_existed = NodeIdentity::key_path(&config.node.data_dir).exists();
     let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
     let store = open_store(&config)?;
+    if key_existed && store.is_fresh() {
+        // The key outlived the data: this node's rooms and its own events
+        // must come back from peers before it may post again.
+        tracing::warn!("the store is new but the key is not: recovering rooms from peers");
+        store.set_recovering(true)?;
+        store.wait_durable()?;
+    }
     tracing::info!(rooms = store.rooms()?.len(), "store open");
     let pins: PinSet = config.federation.peers.iter().map(|p| p.node).collect();
     let rooms = Arc::new(Mutex::new(NodeRooms::open(store, key.node_id())?));

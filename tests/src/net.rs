@@ -26,10 +26,13 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node with `key` that accepts the `pins`.
     pub fn start(key: &NodeKey, pins: PinSet) -> anyhow::Result<TestNode> {
-        let rooms = Arc::new(Mutex::new(NodeRooms::open(
-            Store::temporary()?,
-            key.node_id(),
-        )?));
+        Self::start_on(key, pins, Store::temporary()?)
+    }
+
+    /// Starts a node with `key` on `store` (a restart, or a rebuild on an
+    /// empty store marked recovering).
+    pub fn start_on(key: &NodeKey, pins: PinSet, store: Store) -> anyhow::Result<TestNode> {
+        let rooms = Arc::new(Mutex::new(NodeRooms::open(store, key.node_id())?));
         let name = format!("n{}", key.node_id().short());
         let fed = Federation::start(
             key.clone(),
@@ -89,4 +92,81 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Starts `n` nodes (test keys `first..first+n`) that pin and dial each
+/// other on loopback.
+pub fn mesh(first: u8, n: u8) -> anyhow::Result<Vec<TestNode>> {
+    let keys: Vec<NodeKey> = (first..first + n).map(crate::test_key).collect();
+    let ids: Vec<_> = keys.iter().map(NodeKey::node_id).collect();
+    let nodes = keys
+        .iter()
+        .map(|key| {
+            let pins: PinSet = ids
+                .iter()
+                .filter(|p| **p != key.node_id())
+                .copied()
+                .collect();
+            TestNode::start(key, pins)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for a in &nodes {
+        for b in &nodes {
+            a.fed.connect(b.key.node_id(), b.fed.local_addr()?);
+        }
+    }
+    Ok(nodes)
+}
+
+/// A private room created on `nodes[0]` by `@owner` (whose node key is
+/// test key `seed`), with `@user` of every other node invited and joined.
+/// Returns the room and its users (the owner first).
+pub async fn shared_room(nodes: &[TestNode], seed: u8) -> anyhow::Result<(RoomId, Vec<UserId>)> {
+    use confab_wire::event::{ReasonContent, Visibility};
+    let owner = UserId::new(nodes[0].key.node_id(), "owner")?;
+    let create = crate::create_room_event(seed, "owner", "shared", Visibility::Private, now_ms())?;
+    anyhow::ensure!(
+        create.header().author == owner,
+        "seed is not nodes[0]'s key"
+    );
+    let room = create.room();
+    nodes[0].rooms().create_room(&create)?;
+    let mut users = vec![owner.clone()];
+    for n in &nodes[1..] {
+        let u = UserId::new(n.key.node_id(), "user")?;
+        nodes[0].post(
+            &owner,
+            &room,
+            EventKind::Invite { target: u.clone() },
+            Content::Reason(ReasonContent::default()),
+        )?;
+        users.push(u);
+    }
+    for (n, u) in nodes.iter().zip(&users).skip(1) {
+        eventually("the invite arrives", || {
+            n.has(&room, |r| {
+                r.engine().state().membership(u) == confab_node::engine::Membership::Invited
+            }) && n.rooms().may_post(&room)
+        })
+        .await;
+        n.post(u, &room, EventKind::Join, Content::Empty)?;
+    }
+    eventually("everyone has joined everywhere", || {
+        nodes.iter().all(|n| {
+            n.has(&room, |r| {
+                users.iter().all(|u| r.engine().state().is_joined(u))
+            })
+        })
+    })
+    .await;
+    Ok((room, users))
+}
+
+/// Waits until every node holds the room with one digest.
+pub async fn converged(nodes: &[TestNode], room: &RoomId) {
+    eventually("every node holds the same room digest", || {
+        let d: Vec<_> = nodes.iter().map(|n| n.digest(room)).collect();
+        d.iter().all(|x| x.is_some() && *x == d[0])
+    })
+    .await;
 }

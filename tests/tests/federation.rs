@@ -183,8 +183,11 @@ async fn a_node_rebuilt_from_its_peer_catches_up() {
         )
         .unwrap();
     }
-    // b comes back with its key and an empty store.
-    let b = start(&k_lo, &k_hi);
+    // b comes back with its key and an empty store, marked recovering (as
+    // confab-node marks a new store beside an old key).
+    let store = confab_node::store::Store::temporary().unwrap();
+    store.set_recovering(true).unwrap();
+    let b = TestNode::start_on(&k_lo, [k_hi.node_id()].into_iter().collect(), store).unwrap();
     b.fed.connect(k_hi.node_id(), a.fed.local_addr().unwrap());
     eventually("b recovered the room", || {
         b.digest(&room).is_some() && a.digest(&room) == b.digest(&room)
@@ -192,6 +195,16 @@ async fn a_node_rebuilt_from_its_peer_catches_up() {
     .await;
     // create + invite + join + 10 + 30 messages
     assert_eq!(b.digest(&room).unwrap().1, 43);
+    // Once its peer has shown it holds no more of b's chain, b posts
+    // again, continuing its chain (no fork anywhere).
+    eventually("b may post", || b.rooms().may_post(&room)).await;
+    b.post(&bee, &room, EventKind::Message, text("back"))
+        .unwrap();
+    eventually("a has b's new message", || {
+        a.digest(&room) == b.digest(&room)
+    })
+    .await;
+    assert!(a.has(&room, |r| r.engine().forks().is_empty()));
     a.fed.shutdown().await;
     b.fed.shutdown().await;
 }

@@ -55,6 +55,7 @@ enum Command {
     Push(RoomId, SignedEvent),
     Ephemeral(Ephemeral),
     RequestBlob(BlobId),
+    Close(&'static str),
 }
 
 #[derive(Debug)]
@@ -78,6 +79,8 @@ struct Shared {
     ephemeral: broadcast::Sender<Ephemeral>,
     fetches: Mutex<HashMap<BlobId, Fetching>>,
     max_blob: AtomicU64,
+    /// Peers refused for now (connections closed, redials skipped).
+    blocked: Mutex<std::collections::HashSet<NodeId>>,
 }
 
 /// A node's federation: its endpoint, its peers' connection tasks, and the
@@ -134,6 +137,7 @@ impl Federation {
                 ephemeral: broadcast::channel(NOTICE_CAPACITY).0,
                 fetches: Mutex::new(HashMap::new()),
                 max_blob: AtomicU64::new(DEFAULT_MAX_BLOB),
+                blocked: Mutex::new(std::collections::HashSet::new()),
             }),
             endpoint,
         };
@@ -184,6 +188,25 @@ impl Federation {
         self.shared.ephemeral.subscribe()
     }
 
+    /// Refuses `peer` until [`Federation::unblock`]: its connection is
+    /// closed and neither side's dials are taken (operators removing a
+    /// peer; tests cutting the network).
+    pub fn block(&self, peer: NodeId) {
+        lock(&self.shared.blocked).insert(peer);
+        for s in self.senders(&[peer]) {
+            let _ = s.try_send(Command::Close("blocked by this node"));
+        }
+    }
+
+    /// Takes `peer` again.
+    pub fn unblock(&self, peer: &NodeId) {
+        lock(&self.shared.blocked).remove(peer);
+    }
+
+    fn is_blocked(&self, peer: &NodeId) -> bool {
+        lock(&self.shared.blocked).contains(peer)
+    }
+
     /// Peers connected now.
     pub fn connected(&self) -> Vec<NodeId> {
         let mut v: Vec<NodeId> = lock(&self.shared.peers).keys().copied().collect();
@@ -205,6 +228,9 @@ impl Federation {
                 u64::from_le_bytes(peer.as_bytes()[..8].try_into().unwrap_or([1; 8])) | 1;
             loop {
                 let dialed = async {
+                    if f.is_blocked(&peer) {
+                        return Err("peer is blocked".to_string());
+                    }
                     let conn = f
                         .endpoint
                         .connect(addr, &tls::server_name(&peer))
@@ -249,6 +275,15 @@ impl Federation {
         let to = lock(&self.shared.rooms).room_peers(&room);
         for p in self.senders(&to) {
             // A full queue drops the push; anti-entropy delivers it later.
+            let _ = p.try_send(Command::Push(room, event.clone()));
+        }
+    }
+
+    /// Sends an event to one connected peer, whether or not it takes part
+    /// in the room (re-sending by hand; tests that play an over-sharing
+    /// peer). The peer decides what to keep.
+    pub fn push_to(&self, peer: NodeId, room: RoomId, event: SignedEvent) {
+        for p in self.senders(&[peer]) {
             let _ = p.try_send(Command::Push(room, event.clone()));
         }
     }
@@ -351,6 +386,10 @@ impl Federation {
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) {
+        if self.is_blocked(&peer) {
+            conn.close(3u32.into(), b"blocked");
+            return;
+        }
         let (tx, mut commands) = mpsc::channel(PEER_QUEUE_DEPTH);
         lock(&self.shared.peers).insert(peer, tx);
         let label = PeerLabel {
@@ -466,6 +505,10 @@ impl Federation {
                     Command::Push(room, ev) => machine.push(room, ev),
                     Command::Ephemeral(e) => machine.send_ephemeral(e),
                     Command::RequestBlob(blob) => machine.request_blob(blob, 0),
+                    Command::Close(reason) => {
+                        conn.close(3u32.into(), reason.as_bytes());
+                        break;
+                    }
                 },
                 _ = tokio::time::sleep(sleep) => {
                     let rooms = lock(&self.shared.rooms);
