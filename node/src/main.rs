@@ -21,7 +21,7 @@ use confab_node::local;
 use confab_node::store::Store;
 use confab_node::tls::PinSet;
 use confab_wire::event::Visibility;
-use confab_wire::{EventId, RoomId, UserId};
+use confab_wire::{EventId, NodeKey, RoomId, UserId};
 use tracing_subscriber::EnvFilter;
 
 /// Runs a Confab node.
@@ -40,6 +40,9 @@ struct Args {
 enum Command {
     /// Run the node (the default).
     Run,
+    /// Print this node's id (making its key on first use): the value
+    /// peers pin in their `federation.peers`.
+    Id,
     /// Create a room or list the rooms (node stopped).
     #[command(subcommand)]
     Room(RoomCommand),
@@ -113,21 +116,19 @@ fn main() -> std::process::ExitCode {
 /// Subcommands that work on the store directly.
 fn offline(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
     let config = NodeConfig::load(config.as_deref())?;
-    let key_existed = NodeIdentity::key_path(&config.node.data_dir).exists();
-    let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
-    let store = open_store(&config)?;
-    if key_existed && store.is_fresh() {
-        // The key outlived the data: this node's rooms and its own events
-        // must come back from peers before it may post again.
-        tracing::warn!("the store is new but the key is not: recovering rooms from peers");
-        store.set_recovering(true)?;
-        store.wait_durable()?;
+    if let Command::Id = command {
+        // Only the key: works while the node runs.
+        let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
+        println!("{}", key.node_id());
+        return Ok(());
     }
+    let (key, store) = open_node(&config)?;
     let user = |name: &str| {
         UserId::new(key.node_id(), name).with_context(|| format!("user name {name:?}"))
     };
     match command {
         Command::Run => unreachable!("handled by the caller"),
+        Command::Id => unreachable!("handled above"),
         Command::Room(RoomCommand::Create {
             name,
             public,
@@ -171,6 +172,22 @@ fn offline(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The node key (made on first start) and the store. A new store beside an
+/// old key means the data was lost: the store is marked recovering.
+fn open_node(config: &NodeConfig) -> anyhow::Result<(NodeKey, Store)> {
+    let key_existed = NodeIdentity::key_path(&config.node.data_dir).exists();
+    let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
+    let store = open_store(config)?;
+    if key_existed && store.is_fresh() {
+        // The key outlived the data: this node's rooms and its own events
+        // must come back from peers before it may post again.
+        tracing::warn!("the store is new but the key is not: recovering rooms from peers");
+        store.set_recovering(true)?;
+        store.wait_durable()?;
+    }
+    Ok((key, store))
+}
+
 fn open_store(config: &NodeConfig) -> anyhow::Result<Store> {
     let path = config.node.data_dir.join("db");
     Store::open(&path).with_context(|| {
@@ -184,16 +201,7 @@ fn open_store(config: &NodeConfig) -> anyhow::Result<Store> {
 async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let config = NodeConfig::load(config.as_deref())?;
     init_logging(&config)?;
-    let key_existed = NodeIdentity::key_path(&config.node.data_dir).exists();
-    let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
-    let store = open_store(&config)?;
-    if key_existed && store.is_fresh() {
-        // The key outlived the data: this node's rooms and its own events
-        // must come back from peers before it may post again.
-        tracing::warn!("the store is new but the key is not: recovering rooms from peers");
-        store.set_recovering(true)?;
-        store.wait_durable()?;
-    }
+    let (key, store) = open_node(&config)?;
     tracing::info!(rooms = store.rooms()?.len(), "store open");
     let pins: PinSet = config.federation.peers.iter().map(|p| p.node).collect();
     let rooms = Arc::new(Mutex::new(NodeRooms::open(store, key.node_id())?));

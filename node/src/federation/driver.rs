@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use confab_wire::fed::{Ephemeral, FED_ALPN};
+use confab_wire::fed::{Ephemeral, FED_ALPN, OriginHead};
 use confab_wire::{
     BlobId, FedMessage, FrameDecoder, NodeId, NodeKey, RoomId, SignedEvent, VerifiedEvent,
 };
@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::blobs::{BlobFetch, ChunkOutcome};
 use super::replica::NodeRooms;
-use super::sync::{self, Effects, PeerSync};
+use super::sync::{self, Effects, PeerSync, Rooms};
 use crate::error::{Error, Result};
 use crate::local::now_ms;
 use crate::metrics::{FederationMetrics, PeerLabel};
@@ -79,6 +79,8 @@ struct Shared {
     ephemeral: broadcast::Sender<Ephemeral>,
     fetches: Mutex<HashMap<BlobId, Fetching>>,
     max_blob: AtomicU64,
+    /// Each room's vector as each peer last reported it.
+    views: Mutex<HashMap<(NodeId, RoomId), Vec<OriginHead>>>,
     /// Peers refused for now (connections closed, redials skipped).
     blocked: Mutex<std::collections::HashSet<NodeId>>,
 }
@@ -138,6 +140,7 @@ impl Federation {
                 fetches: Mutex::new(HashMap::new()),
                 max_blob: AtomicU64::new(DEFAULT_MAX_BLOB),
                 blocked: Mutex::new(std::collections::HashSet::new()),
+                views: Mutex::new(HashMap::new()),
             }),
             endpoint,
         };
@@ -205,6 +208,30 @@ impl Federation {
 
     fn is_blocked(&self, peer: &NodeId) -> bool {
         lock(&self.shared.blocked).contains(peer)
+    }
+
+    /// The room's version vector as `peer` last reported it (what it
+    /// holds; compare with this node's for replication lag).
+    pub fn peer_view(&self, peer: &NodeId, room: &RoomId) -> Option<Vec<OriginHead>> {
+        lock(&self.shared.views).get(&(*peer, *room)).cloned()
+    }
+
+    /// Events of the room this node holds and `peer` has not reported
+    /// holding (by origin sequence); `None` before its first report.
+    pub fn lag(&self, peer: &NodeId, room: &RoomId) -> Option<u64> {
+        let theirs = self.peer_view(peer, room)?;
+        let mine = lock(&self.shared.rooms).vector(room);
+        Some(
+            mine.iter()
+                .map(|m| {
+                    let t = theirs
+                        .iter()
+                        .find(|t| t.origin == m.origin)
+                        .map_or(0, |t| t.seq);
+                    m.seq.saturating_sub(t)
+                })
+                .sum(),
+        )
     }
 
     /// Peers connected now.
@@ -419,11 +446,7 @@ impl Federation {
             // Act on what is ready, in order.
             while let Some(Inbound::Message(_)) = inbound.front() {
                 if let Some(Inbound::Message(msg)) = inbound.pop_front() {
-                    let effects = {
-                        let mut rooms = lock(&self.shared.rooms);
-                        machine.handle_message(now_ms(), msg, &mut *rooms)
-                    };
-                    self.act(&peer, &mut machine, effects);
+                    self.on_message(&peer, &mut machine, msg);
                 }
             }
             if machine.strikes() > strikes {
@@ -530,11 +553,7 @@ impl Federation {
                 self.act(&peer, &mut machine, effects);
                 while let Some(Inbound::Message(_)) = inbound.front() {
                     if let Some(Inbound::Message(msg)) = inbound.pop_front() {
-                        let effects = {
-                            let mut rooms = lock(&self.shared.rooms);
-                            machine.handle_message(now_ms(), msg, &mut *rooms)
-                        };
-                        self.act(&peer, &mut machine, effects);
+                        self.on_message(&peer, &mut machine, msg);
                     }
                 }
             }
@@ -558,6 +577,17 @@ impl Federation {
             self.finish_fetch(&b, Err("the peer disconnected".into()));
         }
         tracing::info!(peer = %peer.short(), "peer disconnected");
+    }
+
+    fn on_message(&self, peer: &NodeId, machine: &mut PeerSync, msg: FedMessage) {
+        if let FedMessage::VersionVector(v) = &msg {
+            lock(&self.shared.views).insert((*peer, v.room), v.origins.clone());
+        }
+        let effects = {
+            let mut rooms = lock(&self.shared.rooms);
+            machine.handle_message(now_ms(), msg, &mut *rooms)
+        };
+        self.act(peer, machine, effects);
     }
 
     /// Acts on a frame's effects: forwards accepted events, announces
