@@ -16,6 +16,7 @@ pub mod federation;
 pub mod identity;
 pub mod local;
 pub mod metrics;
+pub mod ops;
 pub mod store;
 pub mod tls;
 pub mod verify;

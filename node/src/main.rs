@@ -205,6 +205,29 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(rooms = store.rooms()?.len(), "store open");
     let pins: PinSet = config.federation.peers.iter().map(|p| p.node).collect();
     let rooms = Arc::new(Mutex::new(NodeRooms::open(store, key.node_id())?));
+    let mut registry = prometheus_client::registry::Registry::default();
+    rooms
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .metrics()
+        .register(&mut registry);
+    let ops = confab_node::ops::Ops::new(registry);
+    let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ops_addr = if config.metrics.enabled {
+        let stop = async {
+            let _ = ops_stopped.await;
+        };
+        Some(
+            ops.clone()
+                .serve(config.metrics.listen, stop)
+                .await
+                .with_context(|| {
+                    format!("cannot bind metrics endpoint {}", config.metrics.listen)
+                })?,
+        )
+    } else {
+        None
+    };
     let federation = Federation::start(
         key.clone(),
         &config.node.name,
@@ -238,10 +261,16 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     println!("confab-node {} ({})", config.node.name, key.node_id());
     println!("  federation: quic://{addr} (ALPN confab-fed/1)");
     println!("  data:       {}", config.node.data_dir.display());
+    if let Some(a) = ops_addr {
+        println!("  metrics:    http://{a}/metrics (and /health/live, /health/ready)");
+    }
+    ops.set_ready(true);
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    ops.set_ready(false);
     federation.shutdown().await;
+    let _ = stop_ops.send(());
     Ok(())
 }
 

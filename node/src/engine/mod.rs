@@ -235,7 +235,7 @@ pub trait History {
     /// Positions in room order from `from` (inclusive) to the tip.
     fn positions_from(&self, from: Position) -> Vec<Position>;
     /// Events of `origin` with sequence `from_seq` or above, ascending.
-    fn chain_from(&self, origin: &NodeId, from_seq: u64) -> Vec<(u64, EventId)>;
+    fn chain_from(&self, origin: &NodeId, from_seq: u64, limit: usize) -> Vec<(u64, EventId)>;
     /// The checkpoint with the greatest key at or before `pos`: the state
     /// before that key.
     fn checkpoint_at_or_before(&self, pos: Position) -> Option<(Position, RoomState)>;
@@ -290,12 +290,13 @@ impl History for MemHistory {
         self.order.range(from..).copied().collect()
     }
 
-    fn chain_from(&self, origin: &NodeId, from_seq: u64) -> Vec<(u64, EventId)> {
+    fn chain_from(&self, origin: &NodeId, from_seq: u64, limit: usize) -> Vec<(u64, EventId)> {
         self.chains
             .get(origin)
             .map(|c| {
                 c.range(from_seq..)
                     .flat_map(|(s, ids)| ids.iter().map(move |id| (*s, *id)))
+                    .take(limit)
                     .collect()
             })
             .unwrap_or_default()
@@ -497,7 +498,9 @@ impl<H: History> RoomEngine<H> {
         let Some(first) = self.hot.forks.get(origin) else {
             return Vec::new();
         };
-        let chain = self.history.chain_from(origin, from_seq.max(*first));
+        let chain = self
+            .history
+            .chain_from(origin, from_seq.max(*first), usize::MAX);
         let mut out = Vec::new();
         for (i, (seq, id)) in chain.iter().enumerate() {
             let twin =
@@ -528,10 +531,11 @@ impl<H: History> RoomEngine<H> {
         (*first, u64::from_le_bytes(b).max(1))
     }
 
-    /// Events of `origin` after sequence `after`, in chain order.
-    pub fn origin_events_after(&self, origin: &NodeId, after: u64) -> Vec<EventId> {
+    /// The first `limit` events of `origin` after sequence `after`, in
+    /// chain order.
+    pub fn origin_events_after(&self, origin: &NodeId, after: u64, limit: usize) -> Vec<EventId> {
         self.history
-            .chain_from(origin, after.saturating_add(1))
+            .chain_from(origin, after.saturating_add(1), limit)
             .into_iter()
             .map(|(_, id)| id)
             .collect()
@@ -752,7 +756,7 @@ impl<H: History> RoomEngine<H> {
 
     fn earliest_of_origin_from(&self, origin: &NodeId, seq: u64) -> Option<Position> {
         self.history
-            .chain_from(origin, seq)
+            .chain_from(origin, seq, usize::MAX)
             .into_iter()
             .filter_map(|(_, id)| self.history.meta(&id).map(|m| m.position()))
             .min()
@@ -761,7 +765,7 @@ impl<H: History> RoomEngine<H> {
     /// The earliest event of `target` past `cutoff` that sorts before `before`.
     fn earliest_victim(&self, target: &UserId, cutoff: u64, before: Position) -> Option<Position> {
         self.history
-            .chain_from(target.node(), cutoff.saturating_add(1))
+            .chain_from(target.node(), cutoff.saturating_add(1), usize::MAX)
             .into_iter()
             .filter_map(|(_, id)| self.history.meta(&id))
             .filter(|m| &m.author == target)

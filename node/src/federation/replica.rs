@@ -314,7 +314,8 @@ impl Rooms for NodeRooms {
         let mut ids = Vec::new();
         for origin in room.engine().version_vector().keys() {
             let after = since.get(origin).copied().unwrap_or(0);
-            ids.extend(room.engine().origin_events_after(origin, after));
+            // Each origin's first `limit` suffice: at most `limit` are sent.
+            ids.extend(room.engine().origin_events_after(origin, after, limit));
         }
         // By depth: a prefix of what the asker lacks is causally closed.
         self.metas(room, ids)

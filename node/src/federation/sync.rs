@@ -28,7 +28,7 @@ use confab_wire::{BlobId, EventId, FedMessage, NodeId, RoomId, SignedEvent, Veri
 /// Anti-entropy period.
 pub const ANTI_ENTROPY_MS: u64 = 5_000;
 /// Most events asked for at once.
-pub const WANT_LIMIT: u32 = 512;
+pub const WANT_LIMIT: u32 = 4096;
 /// Most bytes of events in one frame (the frame limit is 1 MiB).
 pub const BATCH_BYTES_MAX: usize = 768 * 1024;
 /// Invalid events a peer may send per window before it is slowed down.

@@ -273,7 +273,7 @@ impl History for SledHistory {
         out.into_iter().collect()
     }
 
-    fn chain_from(&self, origin: &NodeId, from_seq: u64) -> Vec<(u64, EventId)> {
+    fn chain_from(&self, origin: &NodeId, from_seq: u64, limit: usize) -> Vec<(u64, EventId)> {
         let prefix = key(P_CHAIN, &[self.room.as_bytes(), origin.as_bytes()]);
         let start = key(
             P_CHAIN,
@@ -294,6 +294,7 @@ impl History for SledHistory {
                 let id: [u8; 32] = rest.get(8..40)?.try_into().ok()?;
                 Some((seq, EventId(id)))
             })
+            .take(limit)
             .collect();
         out.extend(
             self.pending
@@ -302,7 +303,7 @@ impl History for SledHistory {
                 .filter(|(o, s, _)| o == origin && *s >= from_seq)
                 .map(|(_, s, id)| (*s, *id)),
         );
-        out.into_iter().collect()
+        out.into_iter().take(limit).collect()
     }
 
     fn checkpoint_at_or_before(&self, pos: Position) -> Option<(Position, RoomState)> {
