@@ -183,6 +183,15 @@ impl Store {
         Ok(())
     }
 
+    /// The login a refresh token (by hash) belongs to, if it is known.
+    pub fn session_family(&self, token_hash: [u8; 32]) -> Result<Option<u64>> {
+        self.tree("tokenhash__session")?
+            .get(token_hash)
+            .map_err(store_err("read session"))?
+            .map(|b| decode::<Session>("session", &b).map(|s| s.family))
+            .transpose()
+    }
+
     /// A login.
     pub fn login(&self, family: u64) -> Result<Option<Login>> {
         self.tree("family__login")?
