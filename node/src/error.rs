@@ -12,6 +12,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The key file or the TLS configuration (see `confab_wire::endpoint`).
+    #[error(transparent)]
+    Endpoint(#[from] confab_wire::endpoint::EndpointError),
     /// A file or directory could not be read, written or created.
     #[error("{}: {source}", path.display())]
     Io {
@@ -20,15 +23,6 @@ pub enum Error {
         /// The underlying error.
         #[source]
         source: std::io::Error,
-    },
-    /// The node key file exists but cannot be used (bad format or unsafe
-    /// permissions). The node refuses to start rather than make a new identity.
-    #[error("node key file {}: {reason}", path.display())]
-    KeyFile {
-        /// The key file.
-        path: PathBuf,
-        /// What is wrong and how to fix it.
-        reason: String,
     },
     /// The configuration has an unknown key, a value of the wrong type or a
     /// value that does not validate.
@@ -40,26 +34,6 @@ pub enum Error {
         /// file does not parse at all.
         key: String,
         /// What is wrong; names the key and, where known, the line and column.
-        reason: String,
-    },
-    /// Making the node's TLS certificate from its key failed.
-    #[error("cannot make the node certificate: {reason}")]
-    Certificate {
-        /// What failed.
-        reason: String,
-    },
-    /// rustls refused the TLS configuration.
-    #[error("TLS configuration: {source}")]
-    Tls {
-        /// The rustls error.
-        #[from]
-        source: rustls::Error,
-    },
-    /// quinn refused the TLS configuration for QUIC (e.g. no TLS 1.3 suite
-    /// usable for QUIC's initial packets).
-    #[error("QUIC crypto configuration: {reason}")]
-    QuicCrypto {
-        /// What quinn reported.
         reason: String,
     },
     /// The database failed.

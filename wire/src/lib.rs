@@ -16,6 +16,8 @@
 
 pub mod client;
 pub mod codec;
+#[cfg(feature = "endpoint")]
+pub mod endpoint;
 mod error;
 pub mod event;
 pub mod fed;
