@@ -142,6 +142,40 @@ pub struct NodeWelcome {
     pub node: NodeId,
     /// The node's name.
     pub name: String,
+    /// Settings browsers are told about.
+    pub settings: NodeSettings,
+}
+
+/// Who may create an account on a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum Registration {
+    /// Anyone who reaches a gateway.
+    Open,
+    /// Holders of an invite code from an admin.
+    Invite,
+    /// No one; admins create accounts.
+    Closed,
+}
+
+impl Registration {
+    /// The lowercase name (`open`, `invite`, `closed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Open => "open",
+            Registration::Invite => "invite",
+            Registration::Closed => "closed",
+        }
+    }
+}
+
+/// A node's settings that gateways pass on to browsers; they change at run
+/// time ([`Push::Settings`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct NodeSettings {
+    /// Who may register.
+    pub registration: Registration,
+    /// Largest upload, in bytes.
+    pub max_upload_bytes: u64,
 }
 
 /// Where a page of history starts.
@@ -499,6 +533,9 @@ pub enum Request {
         /// Block (true) or unblock.
         blocked: bool,
     },
+    /// The browser session ended (its socket closed): its subscriptions
+    /// end, and its user may be offline now. Needs no token.
+    EndSession,
 }
 
 /// A request with its routing envelope.
@@ -560,6 +597,22 @@ pub struct ClientError {
     pub code: ErrorCode,
     /// For people.
     pub message: String,
+    /// [`ErrorCode::Muted`]: when the mute ends (ms since epoch).
+    pub until: Option<u64>,
+    /// [`ErrorCode::RateLimited`]: how long until a retry would be taken.
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ClientError {
+    /// An error with a code and a message for people.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ClientError {
+        ClientError {
+            code,
+            message: message.into(),
+            until: None,
+            retry_after_ms: None,
+        }
+    }
 }
 
 /// Tokens handed out at login, register and refresh.
@@ -619,6 +672,9 @@ pub struct RoomSummary {
     pub last_event: Option<EventId>,
     /// Time of newest activity.
     pub last_ts: u64,
+    /// The asking user is no longer in the room (left, kicked, banned,
+    /// declined); only in [`Push::RoomUpdate`].
+    pub left: bool,
 }
 
 /// A member of a room.
@@ -769,6 +825,8 @@ pub enum Push {
         /// The new summary.
         summary: RoomSummary,
     },
+    /// The node's settings changed.
+    Settings(NodeSettings),
 }
 
 protocol_messages! {

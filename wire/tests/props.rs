@@ -348,7 +348,11 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         (node(), "[a-z]{1,10}").prop_map(|(node, name)| ClientMessage::Welcome(NodeWelcome {
             version: 1,
             node,
-            name
+            name,
+            settings: NodeSettings {
+                registration: Registration::Open,
+                max_upload_bytes: 1 << 20,
+            },
         })),
         (any::<u64>(), any::<u64>(), any::<u128>(), request()).prop_map(|(id, s, t, body)| {
             ClientMessage::Request(ClientRequest {
@@ -369,10 +373,7 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
                         duplicate: false,
                     })
                 } else {
-                    Err(ClientError {
-                        code: ErrorCode::Forbidden,
-                        message,
-                    })
+                    Err(ClientError::new(ErrorCode::Forbidden, message))
                 },
             })
         }),

@@ -154,6 +154,10 @@ fn client_samples() -> Vec<ClientMessage> {
             version: 1,
             node: common::key().node_id(),
             name: "acme".into(),
+            settings: NodeSettings {
+                registration: Registration::Invite,
+                max_upload_bytes: 25 << 20,
+            },
         }),
         ClientMessage::Request(ClientRequest {
             id: 1,
@@ -210,6 +214,8 @@ fn client_samples() -> Vec<ClientMessage> {
             result: Err(ClientError {
                 code: ErrorCode::Muted,
                 message: "muted until 12:00".into(),
+                until: Some(1_767_225_600_000),
+                retry_after_ms: None,
             }),
         }),
         ClientMessage::Push(Push::RoomEvent {

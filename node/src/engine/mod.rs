@@ -736,6 +736,16 @@ impl<H: History> RoomEngine<H> {
         Ok(Admission::Applied { verdict, changed })
     }
 
+    /// How the room would judge `header` (from [`RoomEngine::next_header`])
+    /// if it were signed and submitted now: lets a local author hear "no"
+    /// before anything is signed or stored.
+    pub fn preview(&self, header: &EventHeader) -> Verdict {
+        // The id only breaks ties among events of the same depth; a new
+        // local event is deeper than every event held.
+        let meta = EventMeta::new(EventId([0xff; 32]), header);
+        self.judge_at_tip(&meta)
+    }
+
     fn judge_at_tip(&self, meta: &EventMeta) -> Verdict {
         if let Some(s) = self.hot.forks.get(meta.origin())
             && meta.seq >= *s

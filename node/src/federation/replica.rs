@@ -198,6 +198,62 @@ impl NodeRooms {
             .map(|(ev, _)| ev)
     }
 
+    /// Signs and submits an event of a local user only if the room would
+    /// accept it now; a refusal signs and stores nothing. `also` adds
+    /// writes that must land with the event (an idempotency key). The event
+    /// is applied but not yet durable: the caller waits with
+    /// [`Store::wait_durable`] *after* releasing the rooms lock, so that
+    /// concurrent posts share one flush.
+    #[allow(clippy::too_many_arguments)]
+    pub fn post_checked(
+        &mut self,
+        key: &NodeKey,
+        author: &UserId,
+        room: &RoomId,
+        kind: EventKind,
+        content: &Content,
+        now: u64,
+        also: impl FnOnce(&mut Room, &EventId),
+    ) -> Result<std::result::Result<VerifiedEvent, crate::engine::Rejection>> {
+        if self.unconfirmed.contains(room) {
+            return Err(Error::CatchingUp { room: *room });
+        }
+        let r = self
+            .rooms
+            .get_mut(room)
+            .ok_or(Error::NotFound { what: "room" })?;
+        let header = r.engine().next_header(author.clone(), kind, now);
+        if let crate::engine::Verdict::Rejected(why) = r.engine().preview(&header) {
+            return Ok(Err(why));
+        }
+        let ev = key
+            .sign_event(header, content)
+            .map_err(|e| Error::Refused {
+                reason: e.to_string(),
+            })?;
+        match r.submit(&ev, now)? {
+            Ok(Admission::Applied { verdict, .. }) => {
+                also(r, &ev.id());
+                r.commit()?;
+                match verdict {
+                    crate::engine::Verdict::Accepted => Ok(Ok(ev)),
+                    crate::engine::Verdict::Rejected(why) => Ok(Err(why)),
+                }
+            }
+            Ok(other) => Err(Error::Refused {
+                reason: format!("{other:?}"),
+            }),
+            Err(refusal) => Err(Error::Refused {
+                reason: refusal.to_string(),
+            }),
+        }
+    }
+
+    /// Every room held, for listing (the caller filters by membership).
+    pub fn rooms(&self) -> impl Iterator<Item = (&RoomId, &Room)> {
+        self.rooms.iter()
+    }
+
     fn record(&self, id: &EventId) -> Option<SignedEvent> {
         self.store.event(id).ok().flatten().map(|s| s.signed)
     }

@@ -30,6 +30,7 @@
 
 pub mod accounts;
 pub mod blobs;
+pub mod client;
 mod flush;
 mod history;
 pub mod views;
@@ -380,7 +381,7 @@ fn order_key_id_any(k: &[u8]) -> Result<EventId> {
         })
 }
 
-fn order_key_id(k: &[u8]) -> Result<EventId> {
+pub(crate) fn order_key_id(k: &[u8]) -> Result<EventId> {
     k.get(k.len().saturating_sub(32)..)
         .and_then(|s| <[u8; 32]>::try_from(s).ok())
         .filter(|_| k.len() == 1 + 32 + 8 + 32)
@@ -516,6 +517,13 @@ impl Room {
         }
         self.dirty = true;
         Ok(())
+    }
+
+    /// Adds a write of the caller's to the next commit, so it lands
+    /// atomically with the events (an idempotency key with its event).
+    pub(crate) fn note(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((key, value));
+        self.dirty = true;
     }
 
     /// Applies everything collected since the last commit as one atomic

@@ -38,7 +38,7 @@ pub const MAX_TERMS_PER_MESSAGE: usize = 256;
 /// Unread counts stop here ("999+").
 pub const UNREAD_CAP: u32 = 999;
 
-fn user_key(u: &UserId) -> Vec<u8> {
+pub(crate) fn user_key(u: &UserId) -> Vec<u8> {
     let mut k = Vec::with_capacity(33 + u.localpart().len());
     k.extend_from_slice(u.node().as_bytes());
     k.push(u.localpart().len() as u8);
