@@ -65,6 +65,9 @@ pub struct GatewayLimits {
     pub max_connections_per_user: u32,
     /// Seconds between pings to each browser.
     pub heartbeat_secs: u32,
+    /// Requests one user (or, before sign-in, one address) may make per
+    /// minute, in bursts of up to as many.
+    pub requests_per_minute: u32,
 }
 
 /// `[http]`.
@@ -99,6 +102,7 @@ impl Default for GatewayConfig {
                 max_ws_message_bytes: 64 * 1024,
                 max_connections_per_user: 10,
                 heartbeat_secs: 30,
+                requests_per_minute: 1200,
             },
             http: HttpConfig {
                 cors_allow: Vec::new(),
@@ -169,6 +173,7 @@ mod file {
         pub(super) max_ws_message_bytes: u32,
         pub(super) max_connections_per_user: u32,
         pub(super) heartbeat_secs: u32,
+        pub(super) requests_per_minute: u32,
     }
 
     #[derive(Deserialize)]
@@ -203,6 +208,7 @@ mod file {
                     max_ws_message_bytes: d.limits.max_ws_message_bytes,
                     max_connections_per_user: d.limits.max_connections_per_user,
                     heartbeat_secs: d.limits.heartbeat_secs,
+                    requests_per_minute: d.limits.requests_per_minute,
                 },
                 http: Http {
                     cors_allow: d.http.cors_allow,
@@ -273,6 +279,8 @@ impl Checker<'_> {
                 )?,
                 heartbeat_secs: self
                     .positive("limits.heartbeat_secs", raw.limits.heartbeat_secs)?,
+                requests_per_minute: self
+                    .positive("limits.requests_per_minute", raw.limits.requests_per_minute)?,
             },
             http: HttpConfig {
                 cors_allow: self.origins("http.cors_allow", raw.http.cors_allow)?,

@@ -16,6 +16,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The key file or the TLS configuration.
+    #[error(transparent)]
+    Endpoint(confab_wire::endpoint::EndpointError),
+    /// A socket could not be bound.
+    #[error("cannot bind {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
     /// The configuration has an unknown key, a value of the wrong type or a
     /// value that does not validate.
     #[error("{}: {reason}", file.display())]
@@ -28,6 +39,12 @@ pub enum Error {
         /// What is wrong; names the key and, where known, the line and column.
         reason: String,
     },
+}
+
+impl From<confab_wire::endpoint::EndpointError> for Error {
+    fn from(e: confab_wire::endpoint::EndpointError) -> Self {
+        Error::Endpoint(e)
+    }
 }
 
 /// `Result` with this crate's [`Error`] as the default error type.

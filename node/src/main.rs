@@ -18,11 +18,29 @@ use confab_node::federation::driver::Federation;
 use confab_node::federation::replica::NodeRooms;
 use confab_node::identity::NodeIdentity;
 use confab_node::local;
+use confab_node::service::transport::ClientEndpoint;
+use confab_node::service::{ClientService, ServiceSettings};
 use confab_node::store::Store;
 use confab_node::tls::PinSet;
 use confab_wire::event::Visibility;
 use confab_wire::{EventId, NodeKey, RoomId, UserId};
 use tracing_subscriber::EnvFilter;
+
+/// The gateway inside this process: a channel pair to the client service.
+struct InProcess(ClientService);
+
+impl confab_gateway::link::Connector for InProcess {
+    fn connect(&self) -> confab_gateway::link::Connecting {
+        let link = self.0.attach_local("in-process");
+        Box::pin(async move {
+            Ok(confab_gateway::link::NodeConn {
+                welcome: link.welcome,
+                requests: link.requests,
+                messages: link.messages,
+            })
+        })
+    }
+}
 
 /// Runs a Confab node.
 #[derive(Debug, Parser)]
@@ -233,7 +251,7 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
         &config.node.name,
         config.federation.listen,
         pins,
-        rooms,
+        rooms.clone(),
     )
     .with_context(|| {
         format!(
@@ -242,6 +260,33 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
         )
     })?;
     let addr = federation.local_addr()?;
+    let service = ClientService::new(
+        key.clone(),
+        &config.node.name,
+        rooms.clone(),
+        ServiceSettings::from_config(&config),
+    )?;
+    service.set_federation(
+        federation.clone(),
+        config.federation.peers.iter().map(|p| p.node),
+    );
+    let gateway_pins: PinSet = config.client.gateways.iter().copied().collect();
+    let client =
+        ClientEndpoint::start(service.clone(), &key, config.client.listen, gateway_pins)
+            .with_context(|| format!("cannot bind client endpoint {}", config.client.listen))?;
+    let client_addr = client.local_addr()?;
+    let gateway = if config.gateway.enabled {
+        let mut gw = confab_gateway::config::GatewayConfig::default();
+        gw.gateway.name = "in-process".into();
+        gw.gateway.listen = config.gateway.listen;
+        gw.log.level.clone_from(&config.log.level);
+        let g = confab_gateway::Gateway::start(gw, InProcess(service.clone()))
+            .await
+            .with_context(|| format!("cannot start the gateway on {}", config.gateway.listen))?;
+        Some(g)
+    } else {
+        None
+    };
     for peer in &config.federation.peers {
         match tokio::net::lookup_host(&peer.addr).await {
             Ok(mut addrs) => match addrs.next() {
@@ -260,6 +305,10 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     );
     println!("confab-node {} ({})", config.node.name, key.node_id());
     println!("  federation: quic://{addr} (ALPN confab-fed/1)");
+    println!("  gateways:   quic://{client_addr} (ALPN confab-client/1)");
+    if let Some(g) = &gateway {
+        println!("  web:        http://{}/", g.local_addr());
+    }
     println!("  data:       {}", config.node.data_dir.display());
     if let Some(a) = ops_addr {
         println!("  metrics:    http://{a}/metrics (and /health/live, /health/ready)");
@@ -269,6 +318,10 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     ops.set_ready(false);
+    if let Some(g) = gateway {
+        g.shutdown().await;
+    }
+    client.shutdown().await;
     federation.shutdown().await;
     let _ = stop_ops.send(());
     Ok(())

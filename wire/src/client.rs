@@ -187,6 +187,9 @@ pub enum Anchor {
     Before(EventId),
     /// Items after this event (newer).
     After(EventId),
+    /// A page holding this event (if shown) with up to half the limit
+    /// before it and the rest after: a search hit or a pin in context.
+    Around(EventId),
 }
 
 /// A moderation action, which the node turns into a signed room event.

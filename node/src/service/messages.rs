@@ -54,28 +54,27 @@ impl ClientService {
             crate::Error::NotFound { .. } => error(ErrorCode::NotFound, "no such event"),
             e => internal(e),
         };
-        if let Anchor::Before(id) | Anchor::After(id) = &anchor {
+        if let Anchor::Before(id) | Anchor::After(id) | Anchor::Around(id) = &anchor {
             match store.event(id).map_err(internal)? {
                 Some(e) if e.room == *room => {}
                 _ => return Err(error(ErrorCode::NotFound, "no such event in this room")),
             }
         }
-        // One more than asked tells whether there is more.
-        let mut ids = store.page(room, anchor, limit + 1).map_err(not_found)?;
-        let (more_before, more_after) = match anchor {
-            Anchor::Latest | Anchor::Before(_) => {
-                let more = ids.len() > limit;
-                if more {
-                    ids.remove(0);
-                }
-                let after = matches!(anchor, Anchor::Before(_));
-                (more, after)
+        let ids = store.page(room, anchor, limit).map_err(not_found)?;
+        let more = |a: Anchor| -> Result<bool, ClientError> {
+            Ok(!store.page(room, a, 1).map_err(not_found)?.is_empty())
+        };
+        let (more_before, more_after) = match (ids.first(), ids.last()) {
+            (Some(first), Some(last)) => {
+                (more(Anchor::Before(*first))?, more(Anchor::After(*last))?)
             }
-            Anchor::After(_) => {
-                let more = ids.len() > limit;
-                ids.truncate(limit);
-                (true, more)
-            }
+            // Nothing on this side of an existing anchor: the anchor
+            // itself lies on the other.
+            _ => match anchor {
+                Anchor::Latest => (false, false),
+                Anchor::Before(_) => (false, true),
+                Anchor::After(_) | Anchor::Around(_) => (true, false),
+            },
         };
         Ok(Response::Page(Page {
             items: self.items(&ids)?,
@@ -109,6 +108,11 @@ impl ClientService {
             Anchor::After(id) => {
                 let at = all.iter().position(|e| *e == id).map_or(0, |i| i + 1);
                 (at, (at + limit).min(all.len()))
+            }
+            Anchor::Around(id) => {
+                let at = all.iter().position(|e| *e == id).unwrap_or(0);
+                let start = at.saturating_sub(limit / 2);
+                (start, (start + limit).min(all.len()))
             }
         };
         let mut ids = Vec::with_capacity(end - start + 1);

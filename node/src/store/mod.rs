@@ -331,6 +331,22 @@ impl Store {
         };
         let mut out = Vec::with_capacity(limit);
         match anchor {
+            Anchor::Around(id) => {
+                let half = limit / 2;
+                if half > 0 {
+                    out = self.page(room, Anchor::Before(id), half)?;
+                }
+                let k = order_key(&id)?;
+                if let Some(v) = self.data.get(&k).map_err(store_err("page"))?
+                    && shown(&k, &v)?.is_some()
+                {
+                    out.push(id);
+                }
+                let rest = limit.saturating_sub(out.len());
+                if rest > 0 {
+                    out.extend(self.page(room, Anchor::After(id), rest)?);
+                }
+            }
             Anchor::Latest | Anchor::Before(_) => {
                 let iter = match anchor {
                     Anchor::Before(id) => self.data.range(prefix.clone()..order_key(&id)?),

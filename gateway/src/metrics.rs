@@ -1,0 +1,140 @@
+//! The gateway's metrics (prometheus-client): sockets, sockets per room,
+//! messages in and out, request latency by type, rate-limit refusals and
+//! the node connection.
+
+use std::sync::Arc;
+
+use confab_wire::RoomId;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Label: a room.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoomLabel {
+    /// The room id.
+    pub room: String,
+}
+
+/// Label: a request type.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    /// The request type (`send`, `history`, …).
+    pub r#type: String,
+}
+
+/// Label: what was limited.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    /// `requests`, `logins`, `connections`.
+    pub limit: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ])
+}
+
+/// Every metric of one gateway; cloning shares them.
+#[derive(Clone, Debug)]
+pub struct GatewayMetrics {
+    /// Open WebSockets.
+    pub sockets: Gauge,
+    /// Open WebSockets following each room.
+    pub room_sockets: Family<RoomLabel, Gauge>,
+    /// Messages browsers sent (`send` requests).
+    pub messages_in: Counter,
+    /// Room events delivered to sockets.
+    pub messages_out: Counter,
+    /// Request latency, seconds, by type.
+    pub request_seconds: Family<TypeLabel, Histogram, fn() -> Histogram>,
+    /// Requests refused by a limit.
+    pub limited: Family<LimitLabel, Counter>,
+    /// 1 while the node connection is up.
+    pub node_up: Gauge,
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        GatewayMetrics {
+            sockets: Gauge::default(),
+            room_sockets: Family::default(),
+            messages_in: Counter::default(),
+            messages_out: Counter::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram),
+            limited: Family::default(),
+            node_up: Gauge::default(),
+        }
+    }
+}
+
+impl GatewayMetrics {
+    /// Registers every metric under `confab_gateway_`.
+    pub fn registry(&self) -> Arc<Registry> {
+        let mut r = Registry::with_prefix("confab_gateway");
+        r.register("sockets", "Open WebSockets", self.sockets.clone());
+        r.register(
+            "room_sockets",
+            "Open WebSockets following each room",
+            self.room_sockets.clone(),
+        );
+        r.register(
+            "messages_in",
+            "Messages sent by browsers",
+            self.messages_in.clone(),
+        );
+        r.register(
+            "messages_out",
+            "Room events delivered to sockets",
+            self.messages_out.clone(),
+        );
+        r.register(
+            "request_seconds",
+            "Request latency by request type",
+            self.request_seconds.clone(),
+        );
+        r.register(
+            "limited",
+            "Requests and connections refused by a limit",
+            self.limited.clone(),
+        );
+        r.register(
+            "node_up",
+            "Whether the connection to the node is up",
+            self.node_up.clone(),
+        );
+        Arc::new(r)
+    }
+
+    /// Sets the socket count of a room (0 removes the series).
+    pub fn set_room_sockets(&self, room: &RoomId, n: usize) {
+        let label = RoomLabel {
+            room: room.to_string(),
+        };
+        if n == 0 {
+            self.room_sockets.remove(&label);
+        } else {
+            self.room_sockets.get_or_create(&label).set(n as i64);
+        }
+    }
+
+    /// Counts a refusal by a limit.
+    pub fn limited(&self, what: &str) {
+        self.limited
+            .get_or_create(&LimitLabel {
+                limit: what.to_string(),
+            })
+            .inc();
+    }
+}
+
+/// The registry as Prometheus text.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
