@@ -19,28 +19,13 @@ use confab_node::federation::replica::NodeRooms;
 use confab_node::identity::NodeIdentity;
 use confab_node::local;
 use confab_node::service::transport::ClientEndpoint;
+use confab_node::service::transport::InProcess;
 use confab_node::service::{ClientService, ServiceSettings};
 use confab_node::store::Store;
 use confab_node::tls::PinSet;
 use confab_wire::event::Visibility;
 use confab_wire::{EventId, NodeKey, RoomId, UserId};
 use tracing_subscriber::EnvFilter;
-
-/// The gateway inside this process: a channel pair to the client service.
-struct InProcess(ClientService);
-
-impl confab_gateway::link::Connector for InProcess {
-    fn connect(&self) -> confab_gateway::link::Connecting {
-        let link = self.0.attach_local("in-process");
-        Box::pin(async move {
-            Ok(confab_gateway::link::NodeConn {
-                welcome: link.welcome,
-                requests: link.requests,
-                messages: link.messages,
-            })
-        })
-    }
-}
 
 /// Runs a Confab node.
 #[derive(Debug, Parser)]

@@ -3,6 +3,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod net;
+pub mod web;
 
 use confab_wire::event::{Content, CreateRoom, MessageContent, Visibility};
 use confab_wire::{EventHeader, NodeKey, UserId, VerifiedEvent};

@@ -264,3 +264,20 @@ impl ClientService {
         }
     }
 }
+
+/// Connects a gateway inside the node process to the service.
+#[derive(Debug, Clone)]
+pub struct InProcess(pub ClientService);
+
+impl confab_gateway::link::Connector for InProcess {
+    fn connect(&self) -> confab_gateway::link::Connecting {
+        let link = self.0.attach_local("in-process");
+        Box::pin(async move {
+            Ok(confab_gateway::link::NodeConn {
+                welcome: link.welcome,
+                requests: link.requests,
+                messages: link.messages,
+            })
+        })
+    }
+}

@@ -1,0 +1,337 @@
+//! A node with its client service and gateways on loopback, and a real
+//! WebSocket client of the browser protocol, for integration tests.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use confab_gateway::Gateway;
+use confab_gateway::config::GatewayConfig;
+use confab_gateway::link::QuicConnector;
+use confab_node::service::transport::{ClientEndpoint, InProcess};
+use confab_node::service::{ClientService, ServiceSettings};
+use confab_node::tls::PinSet;
+use confab_wire::NodeKey;
+use confab_wire::client::Registration;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::net::TestNode;
+
+/// How long a test waits for any one thing before it fails: a guard
+/// against hangs, not a claim about speed.
+pub const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// Settings for tests: open registration, generous limits.
+pub fn test_settings() -> ServiceSettings {
+    ServiceSettings {
+        registration: Registration::Open,
+        max_upload_bytes: 1 << 20,
+        messages_per_minute: 10_000,
+    }
+}
+
+/// A gateway configuration on a free loopback port.
+pub fn gateway_config(name: &str) -> GatewayConfig {
+    let mut c = GatewayConfig::default();
+    c.gateway.name = name.into();
+    c.gateway.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    c
+}
+
+/// A federating node with its client service, a QUIC endpoint for
+/// gateways and one gateway in-process.
+#[derive(Debug)]
+pub struct WebNode {
+    /// The node (key, rooms, federation).
+    pub node: TestNode,
+    /// Its client service.
+    pub service: ClientService,
+    /// Its QUIC endpoint for gateways run apart.
+    pub client: ClientEndpoint,
+    /// The gateway inside the node.
+    pub gateway: Gateway,
+    gateway_pins: PinSet,
+}
+
+impl WebNode {
+    /// Starts a node with `key` that federates with the `peers` it pins.
+    pub async fn start(key: &NodeKey, peers: PinSet) -> anyhow::Result<WebNode> {
+        Self::with_settings(key, peers, test_settings()).await
+    }
+
+    /// [`WebNode::start`] with other service settings.
+    pub async fn with_settings(
+        key: &NodeKey,
+        peers: PinSet,
+        settings: ServiceSettings,
+    ) -> anyhow::Result<WebNode> {
+        let peer_ids = peers.to_vec();
+        let node = TestNode::start(key, peers)?;
+        let name = format!("n{}", &key.node_id().to_string()[..6]);
+        let service = ClientService::new(key.clone(), &name, node.rooms.clone(), settings)?;
+        service.set_federation(node.fed.clone(), peer_ids);
+        let gateway_pins = PinSet::new();
+        let client = ClientEndpoint::start(
+            service.clone(),
+            key,
+            "127.0.0.1:0".parse()?,
+            gateway_pins.clone(),
+        )?;
+        let gateway =
+            Gateway::start(gateway_config("in-process"), InProcess(service.clone())).await?;
+        anyhow::ensure!(
+            gateway.wait_ready(HANG_GUARD).await,
+            "gateway never connected"
+        );
+        Ok(WebNode {
+            node,
+            service,
+            client,
+            gateway,
+            gateway_pins,
+        })
+    }
+
+    /// The in-process gateway's WebSocket URL.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.gateway.local_addr())
+    }
+
+    /// The in-process gateway's base HTTP URL.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.gateway.local_addr())
+    }
+
+    /// Starts a gateway of its own that reaches this node over QUIC with
+    /// `key` (pinned here first).
+    pub async fn quic_gateway(&self, key: &NodeKey, name: &str) -> anyhow::Result<Gateway> {
+        self.gateway_pins.insert(key.node_id());
+        let addr = self.client.local_addr()?.to_string();
+        let connector = QuicConnector::new(key, self.node.key.node_id(), &addr, name)?;
+        let g = Gateway::start(gateway_config(name), connector).await?;
+        anyhow::ensure!(
+            g.wait_ready(HANG_GUARD).await,
+            "QUIC gateway never connected"
+        );
+        Ok(g)
+    }
+
+    /// Dials `other` (federation), and lets it dial back.
+    pub fn federate(&self, other: &WebNode) -> anyhow::Result<()> {
+        self.node
+            .fed
+            .connect(other.node.key.node_id(), other.node.fed.local_addr()?);
+        other
+            .node
+            .fed
+            .connect(self.node.key.node_id(), self.node.fed.local_addr()?);
+        Ok(())
+    }
+
+    /// `@name` of this node, as text.
+    pub fn user(&self, name: &str) -> String {
+        format!("@{name}:{}", self.node.key.node_id())
+    }
+}
+
+type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A browser-protocol client over a real WebSocket.
+#[derive(Debug)]
+pub struct Ws {
+    stream: Stream,
+    next: u64,
+    pushes: VecDeque<Value>,
+    /// The `hello` push.
+    pub hello: Value,
+    /// The close frame, once the server closed.
+    pub closed: Option<(u16, String)>,
+}
+
+/// An error reply's `error` object.
+pub type ErrorBody = Value;
+
+impl Ws {
+    /// Connects and reads `hello`.
+    pub async fn connect(url: &str) -> anyhow::Result<Ws> {
+        let (stream, _) =
+            tokio::time::timeout(HANG_GUARD, tokio_tungstenite::connect_async(url)).await??;
+        let mut ws = Ws {
+            stream,
+            next: 0,
+            pushes: VecDeque::new(),
+            hello: Value::Null,
+            closed: None,
+        };
+        let hello = ws.next_frame().await?;
+        anyhow::ensure!(hello["push"] == "hello", "expected hello, got {hello}");
+        ws.hello = hello;
+        Ok(ws)
+    }
+
+    async fn next_frame(&mut self) -> anyhow::Result<Value> {
+        // One deadline for the call: pings must not keep it alive.
+        let deadline = tokio::time::Instant::now() + HANG_GUARD;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("no frame within the hang guard"))?;
+            match msg {
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str())?),
+                Some(Ok(Message::Close(c))) => {
+                    self.closed = c.map(|c| (u16::from(c.code), c.reason.to_string()));
+                    anyhow::bail!("closed: {:?}", self.closed);
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => anyhow::bail!("socket error: {e}"),
+                None => anyhow::bail!("socket ended"),
+            }
+        }
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: String) -> anyhow::Result<()> {
+        self.stream.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> anyhow::Result<()> {
+        self.stream.send(Message::Binary(bytes.into())).await?;
+        Ok(())
+    }
+
+    /// Sends a request (fields beside `id` and `type`) without waiting.
+    pub async fn send(&mut self, kind: &str, fields: Value) -> anyhow::Result<u64> {
+        self.next += 1;
+        let mut req = json!({ "id": self.next, "type": kind });
+        if let (Some(r), Value::Object(f)) = (req.as_object_mut(), fields) {
+            r.extend(f);
+        }
+        self.send_text(req.to_string()).await?;
+        Ok(self.next)
+    }
+
+    /// The reply to request `id`; pushes read meanwhile are kept.
+    pub async fn reply(&mut self, id: u64) -> anyhow::Result<Result<Value, ErrorBody>> {
+        loop {
+            let v = self.next_frame().await?;
+            if v.get("push").is_some() {
+                self.pushes.push_back(v);
+                continue;
+            }
+            if v["id"] == json!(id) {
+                return Ok(match v.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(v["ok"].clone()),
+                });
+            }
+            // A reply to a request sent without waiting: keep as a push.
+            self.pushes.push_back(v);
+        }
+    }
+
+    /// Sends a request and waits for its reply.
+    pub async fn call(
+        &mut self,
+        kind: &str,
+        fields: Value,
+    ) -> anyhow::Result<Result<Value, ErrorBody>> {
+        let id = self.send(kind, fields).await?;
+        self.reply(id).await
+    }
+
+    /// A request that must succeed.
+    pub async fn ok(&mut self, kind: &str, fields: Value) -> Value {
+        match self.call(kind, fields).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => panic!("{kind} failed: {e}"),
+            Err(e) => panic!("{kind}: {e}"),
+        }
+    }
+
+    /// A request that must fail; returns its error code.
+    pub async fn err(&mut self, kind: &str, fields: Value) -> String {
+        match self.call(kind, fields).await {
+            Ok(Err(e)) => e["code"].as_str().unwrap_or("").to_string(),
+            Ok(Ok(v)) => panic!("{kind} succeeded unexpectedly: {v}"),
+            Err(e) => panic!("{kind}: {e}"),
+        }
+    }
+
+    /// The first push (kept or new) that `f` accepts; others are kept.
+    pub async fn push(&mut self, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.pushes.iter().position(&f) {
+            if let Some(v) = self.pushes.remove(i) {
+                return v;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + HANG_GUARD;
+        loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gave up waiting for {what}; got {:?}",
+                self.pushes
+            );
+            match self.next_frame().await {
+                Ok(v) if f(&v) => return v,
+                Ok(v) => self.pushes.push_back(v),
+                Err(e) => panic!("waiting for {what}: {e}"),
+            }
+        }
+    }
+
+    /// Pushes received so far that `f` accepts (removed from the buffer).
+    pub fn take_pushes(&mut self, f: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let (hit, keep): (Vec<Value>, Vec<Value>) = self.pushes.drain(..).partition(|v| f(v));
+        self.pushes = keep.into();
+        hit
+    }
+
+    /// Reads until the server closes; returns the close code and reason.
+    pub async fn until_closed(&mut self) -> (u16, String) {
+        loop {
+            if let Some(c) = &self.closed {
+                return c.clone();
+            }
+            match self.next_frame().await {
+                Ok(v) => self.pushes.push_back(v),
+                Err(_) => {
+                    return self
+                        .closed
+                        .clone()
+                        .unwrap_or((u16::from(CloseCode::Abnormal), String::new()));
+                }
+            }
+        }
+    }
+
+    /// Closes the socket from this side.
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+
+    /// Registers `name` (password `correct horse`) and returns the grant.
+    pub async fn register(&mut self, name: &str) -> Value {
+        self.ok(
+            "register",
+            json!({"username": name, "password": "correct horse"}),
+        )
+        .await
+    }
+}
+
+/// Creates a room and returns its id.
+pub async fn create_room(ws: &mut Ws, name: &str, visibility: &str) -> String {
+    let r = ws
+        .ok(
+            "create_room",
+            json!({"settings": {"name": name, "visibility": visibility}}),
+        )
+        .await;
+    r["room"].as_str().unwrap_or_default().to_string()
+}
