@@ -120,8 +120,14 @@ fn main() -> std::process::ExitCode {
 fn offline(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
     let config = NodeConfig::load(config.as_deref())?;
     if let Command::Id = command {
-        // Only the key: works while the node runs.
+        // Only the key: works while the node runs. A key made here is new,
+        // so its store is made with it: a later start must not take the
+        // empty store beside an existing key for lost data.
+        let existed = NodeIdentity::key_path(&config.node.data_dir).exists();
         let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
+        if !existed {
+            drop(open_store(&config)?);
+        }
         println!("{}", key.node_id());
         return Ok(());
     }

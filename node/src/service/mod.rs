@@ -41,6 +41,8 @@ use hub::Hub;
 pub const UPLOADS_MAX: usize = 64;
 /// An upload idle this long is dropped.
 pub const UPLOAD_IDLE_MS: u64 = 10 * 60 * 1000;
+/// How often local users' presence is repeated to peers.
+pub const PRESENCE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 /// Most events replayed to a resuming session; further behind, it reloads.
 pub const CATCH_UP_MAX: usize = 2000;
 
@@ -274,6 +276,14 @@ impl ClientService {
                     }
                     Err(RecvError::Closed) => return,
                 }
+            }
+        });
+        let svc = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PRESENCE_REFRESH);
+            loop {
+                tick.tick().await;
+                svc.refresh_presence();
             }
         });
         let svc = self.clone();
@@ -799,6 +809,31 @@ impl ClientService {
         }
     }
 
+    /// Tells peers (again) that a local user is online, if they are.
+    fn announce_presence(&self, user: &UserId) {
+        let known = lock(&self.inner.presence).get(user).copied();
+        tracing::debug!(%user, ?known, "announcing presence to peers");
+        if let (Some((state, last_active)), Some(fed)) = (known, self.federation())
+            && state != Presence::Offline
+        {
+            fed.send_ephemeral(Ephemeral {
+                room: None,
+                user: user.clone(),
+                signal: Signal::Presence { state, last_active },
+            });
+        }
+    }
+
+    /// Repeats the presence of every local user with a session: signals
+    /// may be dropped, and peers that connect later learn it this way.
+    fn refresh_presence(&self) {
+        let online = lock(&self.inner.hub).online_users();
+        let me = self.node_id();
+        for u in online.iter().filter(|u| u.node() == &me) {
+            self.announce_presence(u);
+        }
+    }
+
     fn went_offline(&self, user: &UserId) {
         self.set_presence(user, Presence::Offline, now_ms());
     }
@@ -833,9 +868,16 @@ impl ClientService {
         let audience: HashSet<UserId> = {
             let rooms = self.rooms();
             let me = self.node_id();
+            // Invited counts: a signal can overtake the join it follows.
             rooms
                 .rooms()
-                .filter(|(_, r)| r.engine().state().is_joined(&e.user))
+                .filter(|(_, r)| {
+                    matches!(
+                        r.engine().state().membership(&e.user),
+                        crate::engine::Membership::Joined { .. }
+                            | crate::engine::Membership::Invited
+                    )
+                })
                 .flat_map(|(_, r)| {
                     r.engine()
                         .state()
@@ -859,6 +901,7 @@ impl ClientService {
     /// A checked signal from a peer: presence is remembered; typing and
     /// read positions go to the room's subscribers.
     fn relay_signal(&self, e: Ephemeral) {
+        tracing::debug!(user = %e.user, signal = ?e.signal, "signal from a peer");
         match (&e.signal, e.room) {
             (Signal::Presence { state, last_active }, _) => {
                 lock(&self.inner.presence).insert(e.user.clone(), (*state, *last_active));

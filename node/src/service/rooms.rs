@@ -401,6 +401,8 @@ impl ClientService {
             trace,
             |_, _| {},
         )?;
+        // The room's other nodes may not have heard of this user before.
+        self.announce_presence(user);
         Ok(Response::Done)
     }
 

@@ -1,0 +1,248 @@
+// Real Confab processes for the browser tests: nodes (each with its
+// in-process gateway, or with the gateway run apart) on loopback, started
+// from config files in a temporary directory, and headless Chromium.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = join(here, '..', '..');
+const TARGET = process.env.CARGO_TARGET_DIR || join(ROOT, 'target');
+export const NODE_BIN = process.env.CONFAB_NODE_BIN || join(TARGET, 'debug', 'confab-node');
+export const GATEWAY_BIN = process.env.CONFAB_GATEWAY_BIN || join(TARGET, 'debug', 'confab-gateway');
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+/** Where screenshots go (tests/e2e/screenshots, one folder per test). */
+export const SHOTS = join(here, 'screenshots');
+/** The longest any single wait may take before a test fails (a hang guard). */
+export const GUARD_MS = 20000;
+
+/** A free TCP port on 127.0.0.1. */
+export function tcpPort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {import('node:net').AddressInfo} */ (s.address());
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A free UDP port on 127.0.0.1. */
+export function udpPort() {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Waits until `url` answers 200 (a hang guard, not a speed claim). */
+export async function waitReady(url, guard = GUARD_MS) {
+  const until = Date.now() + guard;
+  for (;;) {
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch {}
+    if (Date.now() > until) throw new Error(`${url} never became ready`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A node process with its config, data directory and (maybe) gateway. */
+export class NodeProc {
+  /**
+   * @param {string} name
+   * @param {{gateway?: 'in-process'|'separate'}} [opts]
+   */
+  constructor(name, opts = {}) {
+    this.name = name;
+    this.separateGateway = opts.gateway === 'separate';
+    this.dir = mkdtempSync(join(tmpdir(), `confab-e2e-${name}-`));
+    this.data = join(this.dir, 'data');
+    this.config = join(this.dir, 'node.toml');
+    /** @type {import('node:child_process').ChildProcess|null} */
+    this.proc = null;
+    /** @type {import('node:child_process').ChildProcess|null} */
+    this.gw = null;
+    this.log = '';
+    this.gwLog = '';
+  }
+
+  async prepare() {
+    this.fedPort = await udpPort();
+    this.clientPort = await udpPort();
+    this.webPort = await tcpPort();
+    this.metricsPort = await tcpPort();
+    mkdirSync(this.data, { recursive: true, mode: 0o700 });
+    this.id = run(NODE_BIN, ['--config', this.writeConfig([]), 'id']);
+    if (this.separateGateway) {
+      this.gwDir = join(this.dir, 'gateway-data');
+      this.gwConfig = join(this.dir, 'gateway.toml');
+      writeFileSync(this.gwConfig, this.gatewayToml());
+      this.gwId = run(GATEWAY_BIN, ['--config', this.gwConfig, 'id']);
+    }
+  }
+
+  /** @param {NodeProc[]} peers */
+  writeConfig(peers) {
+    const peerLines = peers.map((p) => `  { node = "${p.id}", addr = "127.0.0.1:${p.fedPort}", name = "${p.name}" },`).join('\n');
+    writeFileSync(this.config, `
+[node]
+name = "${this.name}"
+data_dir = "${this.data}"
+
+[federation]
+listen = "127.0.0.1:${this.fedPort}"
+peers = [
+${peerLines}
+]
+
+[client]
+listen = "127.0.0.1:${this.clientPort}"
+gateways = [${this.gwId ? `"${this.gwId}"` : ''}]
+
+[gateway]
+enabled = ${!this.separateGateway}
+listen = "127.0.0.1:${this.webPort}"
+
+[metrics]
+listen = "127.0.0.1:${this.metricsPort}"
+
+[log]
+level = "info,confab_node=debug,confab_gateway=debug"
+`);
+    return this.config;
+  }
+
+  gatewayToml() {
+    return `
+[gateway]
+name = "${this.name}-gw"
+listen = "127.0.0.1:${this.webPort}"
+data_dir = "${this.gwDir}"
+
+[node]
+addr = "127.0.0.1:${this.clientPort}"
+node_id = "${this.id ?? ''}"
+`;
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.webPort}`;
+  }
+
+  /** @param {NodeProc[]} peers */
+  async start(peers = []) {
+    this.writeConfig(peers);
+    this.proc = spawn(NODE_BIN, ['--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout?.on('data', (d) => (this.log += d));
+    this.proc.stderr?.on('data', (d) => (this.log += d));
+    this.proc.on('exit', () => writeFileSync(join(this.dir, 'node.log'), this.log));
+    await waitReady(`http://127.0.0.1:${this.metricsPort}/health/ready`);
+    if (this.separateGateway) await this.startGateway();
+    else await waitReady(`${this.url}/health/ready`);
+  }
+
+  async startGateway() {
+    writeFileSync(this.gwConfig, this.gatewayToml());
+    this.gw = spawn(GATEWAY_BIN, ['--config', this.gwConfig], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.gw.stdout?.on('data', (d) => (this.gwLog += d));
+    this.gw.stderr?.on('data', (d) => (this.gwLog += d));
+    this.gw.on('exit', () => writeFileSync(join(this.dir, 'gateway.log'), this.gwLog));
+    await waitReady(`${this.url}/health/ready`);
+  }
+
+  /** SIGKILLs the separately run gateway. */
+  async killGateway() {
+    const g = this.gw;
+    if (!g) return;
+    const exited = new Promise((r) => g.once('exit', r));
+    g.kill('SIGKILL');
+    await exited;
+    this.gw = null;
+  }
+
+  /** `@name:<this node>` */
+  user(name) {
+    return `@${name}:${this.id}`;
+  }
+
+  async stop() {
+    for (const p of [this.gw, this.proc]) {
+      if (p && p.exitCode === null) {
+        const exited = new Promise((r) => p.once('exit', r));
+        p.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (p.exitCode === null) p.kill('SIGKILL');
+      }
+    }
+  }
+
+  cleanup() {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** @param {string} bin @param {string[]} args */
+function run(bin, args) {
+  const r = spawnSync(bin, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${bin} ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** Two federated nodes, started. */
+export async function twoNodes(optsA = {}, optsB = {}) {
+  const a = new NodeProc('alpha', optsA);
+  const b = new NodeProc('beta', optsB);
+  await a.prepare();
+  await b.prepare();
+  await a.start([b]);
+  await b.start([a]);
+  return [a, b];
+}
+
+/** Headless Chromium, as this machine allows it. */
+export async function browser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
+  });
+}
+
+/** The axe-core source, injected through DevTools (the page's CSP forbids inline script). */
+export const AXE = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+/**
+ * Runs axe on the page; returns the serious and critical violations.
+ * @param {import('playwright-core').Page} page
+ */
+export async function axeViolations(page) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(async () => {
+    // @ts-ignore axe is the injected global
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  });
+  return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
