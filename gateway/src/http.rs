@@ -400,7 +400,11 @@ async fn ws(
         ));
     }
     let version_ok = q.get("v").is_none_or(|v| v == "1");
-    let max = state.config.limits.max_ws_message_bytes as usize;
+    // The transport reads frames somewhat over the limit whole, so that the
+    // socket can refuse them cleanly (`too_large` and close 1009, see
+    // `socket::too_large`); the limit itself is checked there.
+    let max = (state.config.limits.max_ws_message_bytes as usize)
+        .saturating_mul(socket::OVERSIZE_READ_FACTOR);
     upgrade
         .read_buffer_size(4096)
         .write_buffer_size(0)

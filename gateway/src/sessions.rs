@@ -45,6 +45,9 @@ struct Sock {
     out: mpsc::Sender<Outgoing>,
     auth: Option<Auth>,
     rooms: HashSet<RoomId>,
+    /// Its own `logout`/`logout_all` is in flight: a `revoked` push that
+    /// request causes is not sent to it (it gets the reply instead).
+    signing_out: bool,
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +138,7 @@ impl Sessions {
                 out,
                 auth: None,
                 rooms: HashSet::new(),
+                signing_out: false,
             },
         );
         self.metrics.sockets.set(t.sockets.len() as i64);
@@ -203,6 +207,13 @@ impl Sessions {
         let mut t = self.t();
         t.unlink_rooms(id);
         t.unlink_user(id);
+    }
+
+    /// Marks (or unmarks) a socket whose own logout is in flight.
+    pub fn set_signing_out(&self, id: SessionId, on: bool) {
+        if let Some(s) = self.t().sockets.get_mut(&id) {
+            s.signing_out = on;
+        }
     }
 
     /// The socket's credentials, if signed in.
@@ -394,7 +405,16 @@ impl PushSink for Sessions {
                 for id in &targets {
                     self.sign_out(*id);
                 }
-                self.fan_out(targets, json!({"push": "revoked"}).to_string().into());
+                // Every socket of the login is signed out; the one whose
+                // logout caused this learns it from its reply, not a push.
+                let told: Vec<SessionId> = {
+                    let t = self.t();
+                    targets
+                        .into_iter()
+                        .filter(|id| t.sockets.get(id).is_some_and(|s| !s.signing_out))
+                        .collect()
+                };
+                self.fan_out(told, json!({"push": "revoked"}).to_string().into());
             }
             Push::Settings(s) => {
                 if let Some(w) = self

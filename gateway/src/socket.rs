@@ -72,6 +72,48 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
+/// How long a socket closed for an oversized frame keeps reading what the
+/// client still sends, at most.
+const LINGER: Duration = Duration::from_secs(2);
+/// Frames read (and dropped) while lingering, at most.
+const LINGER_FRAMES: usize = 8;
+
+/// How much bigger than `limits.max_ws_message_bytes` a frame the transport
+/// still reads whole may be (see [`too_large`]).
+pub const OVERSIZE_READ_FACTOR: usize = 2;
+
+/// Refuses an oversized frame the way PROTOCOL.md §8 says: a `too_large`
+/// reply, close 1009, and then a lingering close — reading and dropping what
+/// the client still sends until its close frame answers ours (or [`LINGER`]
+/// passes). Dropping the connection at once, with the client's data still
+/// unread, makes the kernel reset it, and the client then loses the reply
+/// and the close frame just sent (it sees 1006). This only works for a
+/// frame the transport read whole: the transport's own cap is
+/// [`OVERSIZE_READ_FACTOR`] times the limit, and a frame over that is an
+/// error after which nothing more can be read (best effort there).
+async fn too_large<K, S, E>(sink: &mut K, stream: &mut S)
+where
+    K: Sink<Message> + Unpin,
+    S: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let reply = render::reply(
+        None,
+        Err(render::gateway_error(
+            "too_large",
+            "frames are limited to 64 KiB",
+        )),
+    );
+    let _ = sink.send(Message::Text(reply.into())).await;
+    let _ = sink.send(close(1009, "too_large")).await;
+    let deadline = tokio::time::Instant::now() + LINGER;
+    for _ in 0..LINGER_FRAMES {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) | Err(_) => return,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
 /// Serves one socket until it closes.
 pub async fn serve<S, E>(state: Arc<State>, socket: S, ip: IpAddr)
 where
@@ -92,13 +134,15 @@ where
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     let mut last_heard = Instant::now();
     let mut stopping = state.stopping.subscribe();
+    let max_frame = state.config.limits.max_ws_message_bytes as usize;
     loop {
         tokio::select! {
             frame = stream.next() => {
                 let msg = match frame {
                     Some(Ok(m)) => m,
                     Some(Err(e)) => {
-                        // Oversized frames end here (axum enforces the cap).
+                        // Frames over the transport's cap end here
+                        // (axum enforces it); see `too_large`.
                         let text = e.to_string();
                         if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
                             let _ = sink.send(Message::Text(
@@ -112,6 +156,10 @@ where
                 };
                 last_heard = Instant::now();
                 match msg {
+                    Message::Text(t) if t.len() > max_frame => {
+                        too_large(&mut sink, &mut stream).await;
+                        break;
+                    }
                     Message::Text(t) => on_text(&state, sid, ip, t.as_str()),
                     Message::Binary(_) => {
                         let _ = sink.send(close(1003, "binary")).await;
@@ -153,9 +201,13 @@ where
             }
         }
     }
-    if state.sessions.close(sid) {
-        state.link.notify(sid, Request::EndSession);
-    }
+    // Tell the node whether or not the socket was signed in here: the node
+    // binds a session as soon as it accepts the credentials, and the gateway
+    // may then have refused the socket (4008), so a session it never signed
+    // in would otherwise stay on the node for good (and keep the user
+    // "online"). Ending an unknown session is a no-op on the node.
+    state.sessions.close(sid);
+    state.link.notify(sid, Request::EndSession);
 }
 
 fn on_text(state: &Arc<State>, sid: SessionId, ip: IpAddr, text: &str) {
@@ -316,7 +368,15 @@ async fn handle(
         _ => None,
     };
     let signing_out = matches!(body, Request::Logout { .. } | Request::LogoutAll);
+    if signing_out {
+        // The node's `Revoked` push for this login comes before the reply;
+        // the asking socket gets only the reply (PROTOCOL.md §3).
+        state.sessions.set_signing_out(sid, true);
+    }
     let result = state.link.request(sid, random_trace(), token, body).await;
+    if signing_out {
+        state.sessions.set_signing_out(sid, false);
+    }
     let response = match result {
         Ok(r) => r,
         Err(e) => {

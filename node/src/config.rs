@@ -97,6 +97,10 @@ pub struct EmbeddedGatewayConfig {
     pub enabled: bool,
     /// TCP address it serves HTTP and WebSocket on.
     pub listen: SocketAddr,
+    /// Open WebSockets one user may have at once on it.
+    pub max_connections_per_user: u32,
+    /// Requests one user (or one address before sign-in) may make per minute.
+    pub requests_per_minute: u32,
 }
 
 /// `[limits]`.
@@ -181,6 +185,8 @@ impl Default for NodeConfig {
             gateway: EmbeddedGatewayConfig {
                 enabled: true,
                 listen: loopback(8080),
+                max_connections_per_user: 10,
+                requests_per_minute: 1200,
             },
             limits: LimitsConfig {
                 max_upload_bytes: 25 * 1024 * 1024,
@@ -280,6 +286,8 @@ mod file {
     pub(super) struct Gateway {
         pub(super) enabled: bool,
         pub(super) listen: String,
+        pub(super) max_connections_per_user: u32,
+        pub(super) requests_per_minute: u32,
     }
 
     #[derive(Deserialize)]
@@ -336,6 +344,8 @@ mod file {
                 gateway: Gateway {
                     enabled: d.gateway.enabled,
                     listen: d.gateway.listen.to_string(),
+                    max_connections_per_user: d.gateway.max_connections_per_user,
+                    requests_per_minute: d.gateway.requests_per_minute,
                 },
                 limits: Limits {
                     max_upload_bytes: d.limits.max_upload_bytes,
@@ -413,6 +423,14 @@ impl Checker<'_> {
             gateway: EmbeddedGatewayConfig {
                 enabled: raw.gateway.enabled,
                 listen: self.socket_addr("gateway.listen", &raw.gateway.listen)?,
+                max_connections_per_user: self.positive(
+                    "gateway.max_connections_per_user",
+                    raw.gateway.max_connections_per_user,
+                )?,
+                requests_per_minute: self.positive(
+                    "gateway.requests_per_minute",
+                    raw.gateway.requests_per_minute,
+                )?,
             },
             limits: LimitsConfig {
                 max_upload_bytes: self

@@ -270,6 +270,8 @@ async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
         let mut gw = confab_gateway::config::GatewayConfig::default();
         gw.gateway.name = "in-process".into();
         gw.gateway.listen = config.gateway.listen;
+        gw.limits.max_connections_per_user = config.gateway.max_connections_per_user;
+        gw.limits.requests_per_minute = config.gateway.requests_per_minute;
         gw.log.level.clone_from(&config.log.level);
         let g = confab_gateway::Gateway::start(gw, InProcess(service.clone()))
             .await

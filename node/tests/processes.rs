@@ -74,6 +74,7 @@ impl Proc {
         let text = format!(
             "[node]\nname = \"{name}\"\ndata_dir = \"{}\"\n\n\
              [federation]\nlisten = \"{}\"\npeers = [{}]\n\n\
+             [client]\nlisten = \"127.0.0.1:0\"\n\n\
              [gateway]\nenabled = false\n\n[metrics]\nenabled = false\n\n\
              [log]\nlevel = \"warn\"\n",
             self.data.display(),

@@ -97,10 +97,12 @@ function gutter(ctx, item, cont) {
 
 /** @param {Ctx} ctx @param {Item} item */
 function header(ctx, item) {
+  const author = userName(ctx, item.author, 'msg-author');
+  author.setAttribute('data-testid', 'message-author');
   return h(
     'div',
     { class: 'msg-head' },
-    userName(ctx, item.author, 'msg-author'),
+    author,
     h('time', {
       class: 'msg-time',
       testid: 'message-time',

@@ -333,8 +333,9 @@ impl ClientService {
             None => self.joined_rooms(user),
         };
         let limit = page_limit(limit, 20);
+        // The cursor is the anchor's (ts, id): messages can share a ts.
         let before = match before {
-            Some(id) => self.ts_of(&id)?,
+            Some(id) => self.ts_of(&id)?.map(|ts| (ts, id)),
             None => None,
         };
         let mut ids = self
@@ -358,8 +359,9 @@ impl ClientService {
         limit: u16,
     ) -> Result<Response, ClientError> {
         let limit = page_limit(limit, 30);
+        // The cursor is the anchor's (ts, id): messages can share a ts.
         let before = match before {
-            Some(id) => self.ts_of(&id)?,
+            Some(id) => self.ts_of(&id)?.map(|ts| (ts, id)),
             None => None,
         };
         let rooms = self.joined_rooms(user);
@@ -382,7 +384,7 @@ impl ClientService {
             if ids.len() > limit || page.len() < 64 {
                 break;
             }
-            cursor = self.ts_of(&last)?;
+            cursor = self.ts_of(&last)?.map(|ts| (ts, last));
         }
         let more = ids.len() > limit;
         ids.truncate(limit);

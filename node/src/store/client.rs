@@ -161,7 +161,7 @@ impl Store {
             if older || page.len() < 64 {
                 return Ok(n);
             }
-            before = read_record(&self.data, last)?.map(|r| r.meta.ts);
+            before = read_record(&self.data, last)?.map(|r| (r.meta.ts, *last));
         }
     }
 

@@ -552,17 +552,60 @@ fn search_merges_blocks_newest_first() {
     assert_eq!(all, vec![c, e, b, d, a]);
     assert_eq!(store.search(None, "deploy", None, 2).unwrap(), vec![c, e]);
     assert_eq!(
-        store.search(None, "deploy", Some(T0 + 40), 2).unwrap(),
+        store
+            .search(None, "deploy", Some((T0 + 40, EventId([0; 32]))), 2)
+            .unwrap(),
         vec![b, d]
     );
     assert_eq!(
-        store.search(None, "deploy", Some(T0 + 20), 5).unwrap(),
+        store
+            .search(None, "deploy", Some((T0 + 20, EventId([0; 32]))), 5)
+            .unwrap(),
         vec![a]
     );
     assert_eq!(
         store.search(None, "deploy epsilon", None, 5).unwrap(),
         vec![e]
     );
+}
+
+/// Messages of one ts, spread over blocks, come in (ts, id) order and a
+/// (ts, id) cursor pages through them exactly.
+#[test]
+fn search_pages_through_messages_of_one_ts() {
+    let store = Store::temporary().unwrap();
+    let mut room = store.create_room(&create_event()).unwrap();
+    let submit = |room: &mut Room, body: &str| {
+        let header = room
+            .engine()
+            .next_header(alice(), EventKind::Message, T0 + 5);
+        let ev = alice_key()
+            .sign_event(header, &msg(body, None, vec![bob()]))
+            .unwrap();
+        room.submit(&ev, u64::MAX / 2).unwrap().unwrap();
+        ev.id()
+    };
+    let mut all = vec![submit(&mut room, "kiwi one"), submit(&mut room, "kiwi two")];
+    room.commit().unwrap();
+    all.push(submit(&mut room, "kiwi three"));
+    room.commit().unwrap();
+    all.push(submit(&mut room, "kiwi four"));
+    all.push(submit(&mut room, "kiwi five"));
+    room.commit().unwrap();
+    all.sort_by(|a, b| b.cmp(a));
+    assert_eq!(store.search(None, "kiwi", None, 10).unwrap(), all);
+    assert_eq!(store.mentions(&bob(), None, 10).unwrap(), all);
+    let mut cursor = None;
+    let (mut found, mut mentioned) = (Vec::new(), Vec::new());
+    for _ in 0..all.len() {
+        let page = store.search(None, "kiwi", cursor, 1).unwrap();
+        let m = store.mentions(&bob(), cursor, 1).unwrap();
+        found.extend(page.iter().copied());
+        mentioned.extend(m);
+        cursor = page.last().map(|id| (T0 + 5, *id));
+    }
+    assert_eq!(found, all);
+    assert_eq!(mentioned, all);
 }
 
 /// A page lists messages and system lines (joins here) that were accepted;

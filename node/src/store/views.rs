@@ -323,16 +323,22 @@ impl Store {
         Ok(Some((replies.len() as u32, ts)))
     }
 
-    /// Messages that mention `user`, newest first, before `before` (a ts).
+    /// Messages that mention `user`, newest first (by ts, then id), after
+    /// the cursor `before` = (ts, id) of the last one already seen. The id
+    /// is part of the cursor because several messages can share a ts: a ts
+    /// alone would skip the rest of them.
     pub fn mentions(
         &self,
         user: &UserId,
-        before: Option<u64>,
+        before: Option<(u64, EventId)>,
         limit: usize,
     ) -> Result<Vec<EventId>> {
         let prefix = key(P_MENTION, &[&user_key(user)]);
         let end = match before {
-            Some(ts) => key(P_MENTION, &[&user_key(user), &ts.to_be_bytes()]),
+            Some((ts, id)) => key(
+                P_MENTION,
+                &[&user_key(user), &ts.to_be_bytes(), id.as_bytes()],
+            ),
             None => {
                 let mut e = prefix.clone();
                 e.push(0xff);
@@ -426,14 +432,15 @@ impl Store {
     }
 
     /// Full-text search: messages whose current text holds every term of
-    /// `query`, newest first, in `rooms` (all rooms if `None`), older than
-    /// `before` (a ts). Deleted messages and words removed by an edit are
-    /// never found.
+    /// `query`, newest first (by ts, then id), in `rooms` (all rooms if
+    /// `None`), after the cursor `before` = (ts, id) of the last result
+    /// already seen (the id too, as several messages can share a ts).
+    /// Deleted messages and words removed by an edit are never found.
     pub fn search(
         &self,
         rooms: Option<&[RoomId]>,
         query: &str,
-        before: Option<u64>,
+        before: Option<(u64, EventId)>,
         limit: usize,
     ) -> Result<Vec<EventId>> {
         let words = terms(query);
@@ -441,23 +448,32 @@ impl Store {
             return Ok(Vec::new());
         };
         let prefix = key(P_WORD, &[first.as_bytes(), &[0]]);
-        let before = before.unwrap_or(u64::MAX);
-        // Blocks come newest-first by their newest entry; entries of an
-        // older block may still be newer than some of a newer one, so merge
-        // through a heap and emit only what no unread block can beat.
+        // Blocks come newest-first by their newest entry (ts, id); entries
+        // of an older block may still be newer than some of a newer one, so
+        // merge through a heap and emit only what no unread block can beat.
+        // Order and cursor are (ts, id), so that results of one ts page
+        // exactly too.
         let mut blocks = self.data.scan_prefix(&prefix).rev().peekable();
         let mut heap: std::collections::BinaryHeap<(u64, EventId, RoomId)> =
             std::collections::BinaryHeap::new();
         let mut out: Vec<EventId> = Vec::new();
         loop {
-            let next_max = match blocks.peek() {
-                Some(Ok((k, _))) => k
-                    .get(prefix.len()..prefix.len() + 8)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map_or(0, u64::from_be_bytes),
-                _ => 0,
+            // The newest entry of the next block; `None` once all are read.
+            let next_max: Option<(u64, EventId)> = match blocks.peek() {
+                Some(Ok((k, _))) => Some((
+                    k.get(prefix.len()..prefix.len() + 8)
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map_or(0, u64::from_be_bytes),
+                    k.get(prefix.len() + 8..prefix.len() + 40)
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .map_or(EventId([0; 32]), EventId),
+                )),
+                _ => None,
             };
-            while heap.peek().is_some_and(|(ts, _, _)| *ts >= next_max) {
+            while heap
+                .peek()
+                .is_some_and(|(ts, id, _)| next_max.is_none_or(|n| (*ts, *id) >= n))
+            {
                 let Some((_, id, room)) = heap.pop() else {
                     break;
                 };
@@ -491,7 +507,7 @@ impl Store {
             let (room, entries): ([u8; 32], Vec<(u64, EventId)>) =
                 super::decode("posting block", &value)?;
             for (ts, id) in entries {
-                if ts < before {
+                if before.is_none_or(|b| (ts, id) < b) {
                     heap.push((ts, id, RoomId(room)));
                 }
             }
