@@ -7,7 +7,7 @@ import { Session } from './session.js';
 import { Store, countsAsUnread } from './state.js';
 import { cacheClear, cacheGet, cacheSet } from './cache.js';
 import { blobUrl, upload } from './files.js';
-import { compareItems, debounce, errorText, randomKey } from './util.js';
+import { compareItems, errorText, randomKey, throttle } from './util.js';
 import { toast } from './dom.js';
 
 /** @typedef {import('./types.js').Item} Item */
@@ -58,9 +58,10 @@ export class Client {
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this.flushTimer = undefined;
     this.authError = /** @type {string|null} */ (null);
-    this.saveProfiles = debounce(() => this.persist('profiles', [...this.store.profiles.values()]), 2000);
-    this.saveRooms = debounce(() => this.persist('rooms', [...this.store.rooms.values()]), 1000);
-    /** @type {Map<string, ReturnType<typeof debounce>>} */
+    // Throttled, not debounced: a busy room must not postpone saving forever.
+    this.saveProfiles = throttle(() => this.persist('profiles', [...this.store.profiles.values()]), 2000);
+    this.saveRooms = throttle(() => this.persist('rooms', [...this.store.rooms.values()]), 1000);
+    /** @type {Map<string, () => void>} */
     this.saveTimelines = new Map();
     this.awayTimer = /** @type {ReturnType<typeof setTimeout>|undefined} */ (undefined);
     this.presence = /** @type {'online'|'away'} */ ('online');
@@ -112,7 +113,7 @@ export class Client {
   saveTimeline(room) {
     let d = this.saveTimelines.get(room);
     if (!d) {
-      d = debounce(() => {
+      d = throttle(() => {
         const t = this.store.timelines.get(room);
         if (!t || t.moreAfter || !t.loaded) return;
         const items = [...t.byId.values()].filter((i) => !i.rejected).sort((a, b) => (a.depth ?? 0) - (b.depth ?? 0));

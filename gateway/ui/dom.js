@@ -163,8 +163,11 @@ export function openDialog(opts, build) {
       if (dialog.open) dialog.close();
     };
     dialog.addEventListener('close', () => {
+      // Focus goes back to what opened the dialog, unless the dialog's
+      // action moved it on (a room it opened focused its composer).
+      const moved = document.activeElement && document.activeElement !== document.body && !dialog.contains(document.activeElement);
       dialog.remove();
-      if (opener && opener.isConnected) opener.focus();
+      if (opener && opener.isConnected && !moved) opener.focus();
       resolve(result);
     });
     dialog.addEventListener('click', (ev) => {

@@ -93,6 +93,25 @@ const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyl
 const shortDateFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: 'numeric', minute: '2-digit' });
 const rel = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 
+/**
+ * Runs `fn` at most once per `ms`, `ms` after the first call of a burst:
+ * unlike a debounce, a steady stream of calls cannot postpone it forever.
+ * @template {(...args: any[]) => void} F
+ * @param {F} fn @param {number} ms
+ * @returns {() => void}
+ */
+export function throttle(fn, ms) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let t;
+  return () => {
+    if (t !== undefined) return;
+    t = setTimeout(() => {
+      t = undefined;
+      fn();
+    }, ms);
+  };
+}
+
 /** @param {number} ms */
 export function fmtTime(ms) {
   return timeFmt.format(ms);
