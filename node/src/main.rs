@@ -61,6 +61,9 @@ enum Command {
         #[arg(long = "as", default_value = "admin")]
         author: String,
     },
+    /// Make invite codes for registration in `invite` mode (node stopped).
+    #[command(subcommand)]
+    Invite(InviteCommand),
     /// Print a room's latest messages (node stopped).
     Timeline {
         /// The room id (`!…`).
@@ -71,6 +74,21 @@ enum Command {
         /// Only messages before this event id (`$…`).
         #[arg(long)]
         before: Option<EventId>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InviteCommand {
+    /// Make a code and print it; give it to the person who will register.
+    ///
+    /// Example: confab-node invite create --uses 5 --days 7
+    Create {
+        /// How many accounts it may create.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
     },
 }
 
@@ -167,6 +185,15 @@ fn offline(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
         Command::Post { room, text, author } => {
             let id = local::post_message(&store, &key, &user(&author)?, &room, &text)?;
             println!("{id}");
+        }
+        Command::Invite(InviteCommand::Create { uses, days }) => {
+            let accounts = confab_node::service::accounts::Accounts::new(key.clone(), store)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let now = local::now_ms();
+            let code = accounts
+                .create_invite(uses, now + u64::from(days) * 86_400_000, now)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("{code}");
         }
         Command::Timeline {
             room,

@@ -1687,8 +1687,8 @@ async fn files_upload_download_and_attach() {
     let r = http(addr, "GET", &path, &[], &[]).await.unwrap();
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "unauthenticated");
-    // A blob this node lacks is asked of its peers: with none holding it,
-    // 502 `unavailable`; something that is not a blob id is 404.
+    // A blob no room of this node attaches is not found, whatever the
+    // peers hold; neither is something that is not a blob id.
     let unknown = format!(
         "/api/blob/{}",
         percent_encode(&BlobId([0xa8; 32]).to_string())
@@ -1696,8 +1696,8 @@ async fn files_upload_download_and_attach() {
     let r = http(addr, "GET", &unknown, &[("authorization", &bearer)], &[])
         .await
         .unwrap();
-    assert_eq!(r.status, 502, "{}", r.text());
-    assert_eq!(r.json()["error"]["code"], "unavailable");
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "not_found");
     let r = http(
         addr,
         "GET",
@@ -1736,6 +1736,32 @@ async fn files_upload_download_and_attach() {
     assert_eq!(
         (got["width"].as_u64(), got["height"].as_u64()),
         (Some(640), Some(480))
+    );
+    // Someone outside the private room may not download it; once in, may.
+    let mut b = Ws::connect(&n.ws_url()).await.unwrap();
+    let bob = b.register("bob").await;
+    let bob_bearer = format!("Bearer {}", s(&bob["access_token"]));
+    let r = http(addr, "GET", &path, &[("authorization", &bob_bearer)], &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "forbidden");
+    a.ok("invite", json!({"room": room, "user": n.user("bob")}))
+        .await;
+    b.ok("join_room", json!({"room": room})).await;
+    let r = http(addr, "GET", &path, &[("authorization", &bob_bearer)], &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, image);
+    // Bob cannot make Alice's file his avatar; his own upload he can.
+    assert_eq!(
+        b.err(
+            "set_profile",
+            json!({"avatar": BlobId([0xa8; 32]).to_string()})
+        )
+        .await,
+        "not_found"
     );
     // An attachment that was never uploaded.
     assert_eq!(

@@ -62,6 +62,27 @@ fn password_matches(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
 }
 
+/// Invite codes are typed by people: base32 in groups of four, no
+/// look-alike characters lost (the alphabet has no 0, 1, 8, 9).
+fn invite_text(bytes: &[u8; 10]) -> String {
+    const B32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = String::new();
+    for b in bytes {
+        bits = bits << 8 | u32::from(*b);
+        n += 8;
+        while n >= 5 {
+            n -= 5;
+            if out.len() % 5 == 4 {
+                out.push('-');
+            }
+            out.push(B32[((bits >> n) & 31) as usize] as char);
+        }
+    }
+    out
+}
+
 fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -114,8 +135,10 @@ impl Accounts {
         invite_code: Option<&str>,
         now: u64,
     ) -> Result<SessionGrant, ClientError> {
-        match mode {
-            RegistrationMode::Open => {}
+        let user = self.user(username)?;
+        check_password(password)?;
+        let code = match mode {
+            RegistrationMode::Open => None,
             RegistrationMode::Closed => {
                 return Err(error(
                     ErrorCode::RegistrationClosed,
@@ -123,22 +146,25 @@ impl Accounts {
                 ));
             }
             RegistrationMode::Invite => {
-                if invite_code.is_none_or(str::is_empty) {
+                let Some(code) = invite_code.map(str::trim).filter(|c| !c.is_empty()) else {
                     return Err(error(
                         ErrorCode::RegistrationClosed,
                         "registration on this node needs an invite code",
                     ));
+                };
+                if !self
+                    .store
+                    .redeem_invite(&token_hash(code), now)
+                    .map_err(internal)?
+                {
+                    return Err(error(
+                        ErrorCode::RegistrationClosed,
+                        "that invite code is not valid (unknown, used up or expired)",
+                    ));
                 }
-                // Codes are issued by `confabctl invite create` (admin
-                // service); none is valid until then.
-                return Err(error(
-                    ErrorCode::RegistrationClosed,
-                    "that invite code is not valid",
-                ));
+                Some(code)
             }
-        }
-        let user = self.user(username)?;
-        check_password(password)?;
+        };
         let account = Account {
             localpart: user.localpart().to_string(),
             password_hash: hash_password(password)?,
@@ -149,12 +175,29 @@ impl Accounts {
             created: now,
         };
         if !self.store.create_account(&account).map_err(internal)? {
+            // The code was not spent on anything.
+            if let Some(code) = code {
+                self.store
+                    .refund_invite(&token_hash(code))
+                    .map_err(internal)?;
+            }
             return Err(error(
                 ErrorCode::Conflict,
                 format!("the name {username:?} is taken"),
             ));
         }
         self.start(&user, now)
+    }
+
+    /// Makes an invite code good for `uses` registrations until `expires`
+    /// (ms since epoch); returns the code (only its hash is stored).
+    pub fn create_invite(&self, uses: u32, expires: u64, now: u64) -> Result<String, ClientError> {
+        let code = invite_text(&random_bytes::<10>()?);
+        self.store
+            .add_invite(&token_hash(&code), uses, expires, now)
+            .and_then(|()| self.store.wait_durable())
+            .map_err(internal)?;
+        Ok(code)
     }
 
     /// Logs in with a password.
@@ -378,6 +421,59 @@ mod tests {
                 .unwrap_err();
             assert_eq!(e.code, ErrorCode::RegistrationClosed);
         }
+        // An invite code good for one account, until it expires.
+        let code = a.create_invite(1, T + 1000, T).unwrap();
+        assert_eq!(code.len(), 19, "{code}");
+        let e = a
+            .register(
+                RegistrationMode::Invite,
+                "carol",
+                "long enough",
+                Some("nope"),
+                T,
+            )
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::RegistrationClosed);
+        // A taken name does not spend the code.
+        let e = a
+            .register(
+                RegistrationMode::Invite,
+                "alice",
+                "long enough",
+                Some(&code),
+                T,
+            )
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::Conflict);
+        a.register(
+            RegistrationMode::Invite,
+            "carol",
+            "long enough",
+            Some(&code),
+            T,
+        )
+        .unwrap();
+        let e = a
+            .register(
+                RegistrationMode::Invite,
+                "dave",
+                "long enough",
+                Some(&code),
+                T,
+            )
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::RegistrationClosed, "used up");
+        let late = a.create_invite(5, T + 10, T).unwrap();
+        let e = a
+            .register(
+                RegistrationMode::Invite,
+                "erin",
+                "long enough",
+                Some(&late),
+                T + 10,
+            )
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::RegistrationClosed, "expired");
         assert!(a.login("alice", "correct horse", T).is_ok());
         let wrong = a.login("alice", "wrong horse!", T).unwrap_err();
         let unknown = a.login("nobody", "wrong horse!", T).unwrap_err();

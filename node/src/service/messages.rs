@@ -151,6 +151,8 @@ impl ClientService {
         let mut content = content;
         // The node, not the client, says what a file is.
         for a in &mut content.attachments {
+            // Only a file one may read can be passed on.
+            self.may_fetch(user, &a.blob)?;
             self.check_attachment(a)?;
         }
         for id in content.thread.iter().chain(content.reply_to.iter()) {
@@ -585,6 +587,9 @@ impl ClientService {
         };
         let store = &self.inner.store;
         let blob = store.put_blob(&u.bytes).map_err(internal)?;
+        store
+            .note_uploader(&blob, user.localpart())
+            .map_err(internal)?;
         store.wait_durable().map_err(internal)?;
         Ok(Response::Attachment(Attachment {
             blob,
@@ -595,13 +600,39 @@ impl ClientService {
         }))
     }
 
+    /// A user may read a file they uploaded, an avatar, or a file posted
+    /// in a room they may read.
+    fn may_fetch(&self, user: &UserId, blob: &BlobId) -> Result<(), ClientError> {
+        let store = &self.inner.store;
+        if user.node() == &self.node_id()
+            && store
+                .blob_open_to(blob, user.localpart())
+                .map_err(internal)?
+        {
+            return Ok(());
+        }
+        let rooms = store.blob_rooms(blob).map_err(internal)?;
+        if rooms.is_empty() {
+            return Err(error(ErrorCode::NotFound, "no such file"));
+        }
+        if rooms.iter().any(|r| self.may_read(user, r).is_ok()) {
+            Ok(())
+        } else {
+            Err(error(
+                ErrorCode::Forbidden,
+                "that file was posted in a room you are not in",
+            ))
+        }
+    }
+
     pub(super) fn fetch_blob(
         &self,
-        _user: &UserId,
+        user: &UserId,
         blob: BlobId,
         offset: u64,
         max: u32,
     ) -> Result<Response, ClientError> {
+        self.may_fetch(user, &blob)?;
         let store = &self.inner.store;
         if store.blob_size(&blob).map_err(internal)?.is_none() {
             let Some(fed) = self.federation() else {

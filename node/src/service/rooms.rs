@@ -608,15 +608,27 @@ impl ClientService {
         let status = status
             .map(|s| clean(&s, STATUS_MAX, "status"))
             .transpose()?;
-        if let Some(Some(blob)) = &avatar
-            && self
+        if let Some(Some(blob)) = &avatar {
+            if self
                 .inner
                 .store
                 .blob_size(blob)
                 .map_err(internal)?
                 .is_none()
-        {
-            return Err(error(ErrorCode::NotFound, "upload the avatar first"));
+            {
+                return Err(error(ErrorCode::NotFound, "upload the avatar first"));
+            }
+            // Only one's own upload can become one's avatar (it is then
+            // public to everyone signed in).
+            if !self
+                .inner
+                .store
+                .blob_open_to(blob, user.localpart())
+                .map_err(internal)?
+            {
+                return Err(error(ErrorCode::Forbidden, "upload the avatar first"));
+            }
+            self.inner.store.note_avatar(blob).map_err(internal)?;
         }
         let updated = self
             .inner

@@ -5,6 +5,7 @@
 //! | `localpart__account`        | localpart        | [`Account`]  |
 //! | `tokenhash__session`        | SHA-256 of token | [`Session`]  |
 //! | `family__login`             | family (BE)      | [`Login`]    |
+//! | `codehash__invite`          | SHA-256 of code  | [`Invite`]   |
 //!
 //! Refresh tokens are stored only as hashes: a copy of the database does not
 //! let anyone log in. Every login is a token *family*; each refresh rotates
@@ -55,6 +56,17 @@ pub struct Login {
     pub created: u64,
     /// Revoked (logout, log out everywhere, or token reuse).
     pub revoked: bool,
+}
+
+/// An invite code for registration (stored by hash).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Invite {
+    /// Registrations it still allows.
+    pub uses_left: u32,
+    /// Expiry (ms since epoch).
+    pub expires: u64,
+    /// When it was made.
+    pub created: u64,
 }
 
 /// What presenting a refresh token led to.
@@ -148,6 +160,64 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Stores an invite code (by hash).
+    pub fn add_invite(&self, hash: &[u8; 32], uses: u32, expires: u64, now: u64) -> Result<()> {
+        let inv = Invite {
+            uses_left: uses,
+            expires,
+            created: now,
+        };
+        self.tree("codehash__invite")?
+            .insert(hash, encode("invite", &inv)?)
+            .map(|_| ())
+            .map_err(store_err("write invite"))
+    }
+
+    /// Spends one use of an invite code; false if it is unknown, used up
+    /// or expired.
+    pub fn redeem_invite(&self, hash: &[u8; 32], now: u64) -> Result<bool> {
+        self.change_invite(hash, |inv| {
+            if inv.uses_left == 0 || now >= inv.expires {
+                return false;
+            }
+            inv.uses_left -= 1;
+            true
+        })
+    }
+
+    /// Gives back a use spent by a registration that failed.
+    pub fn refund_invite(&self, hash: &[u8; 32]) -> Result<()> {
+        self.change_invite(hash, |inv| {
+            inv.uses_left = inv.uses_left.saturating_add(1);
+            true
+        })
+        .map(|_| ())
+    }
+
+    fn change_invite(
+        &self,
+        hash: &[u8; 32],
+        mut f: impl FnMut(&mut Invite) -> bool,
+    ) -> Result<bool> {
+        let t = self.tree("codehash__invite")?;
+        loop {
+            let Some(old) = t.get(hash).map_err(store_err("read invite"))? else {
+                return Ok(false);
+            };
+            let mut inv: Invite = decode("invite", &old)?;
+            if !f(&mut inv) {
+                return Ok(false);
+            }
+            let new = encode("invite", &inv)?;
+            if t.compare_and_swap(hash, Some(old), Some(new))
+                .map_err(store_err("write invite"))?
+                .is_ok()
+            {
+                return Ok(true);
+            }
+        }
     }
 
     /// Starts a login with its first refresh token (given by its hash).

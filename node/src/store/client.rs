@@ -6,6 +6,11 @@
 //! |-----------------------------------------------|----------|
 //! | `Z` node len localpart key_len key            | event id |
 //!
+//! | key (tree `blob_access`)                      | value    |
+//! |-----------------------------------------------|----------|
+//! | `U` blob localpart                            | — (uploaded by this local user) |
+//! | `V` blob                                      | — (an avatar: anyone signed in may see it) |
+//!
 //! | key (tree `user_blocks`)                      | value    |
 //! |-----------------------------------------------|----------|
 //! | blocker localpart 0x00 blocked user id text   | —        |
@@ -252,6 +257,55 @@ impl Store {
             let (k, v) = item.map_err(store_err("scan reports"))?;
             let id = <[u8; 8]>::try_from(k.as_ref()).map_or(0, u64::from_be_bytes);
             out.push((id, super::decode("report", &v)?));
+        }
+        Ok(out)
+    }
+}
+
+impl Store {
+    fn blob_access(&self) -> Result<sled::Tree> {
+        self.db
+            .open_tree("blob_access")
+            .map_err(store_err("open blob access"))
+    }
+
+    /// Records that the local user `localpart` uploaded `blob`.
+    pub fn note_uploader(&self, blob: &confab_wire::BlobId, localpart: &str) -> Result<()> {
+        self.blob_access()?
+            .insert(key(b'U', &[blob.as_bytes(), localpart.as_bytes()]), &[])
+            .map(|_| ())
+            .map_err(store_err("write uploader"))
+    }
+
+    /// Records that `blob` is an avatar (seen by anyone signed in).
+    pub fn note_avatar(&self, blob: &confab_wire::BlobId) -> Result<()> {
+        self.blob_access()?
+            .insert(key(b'V', &[blob.as_bytes()]), &[])
+            .map(|_| ())
+            .map_err(store_err("write avatar"))
+    }
+
+    /// True if the local user uploaded `blob` or it is an avatar.
+    pub fn blob_open_to(&self, blob: &confab_wire::BlobId, localpart: &str) -> Result<bool> {
+        let t = self.blob_access()?;
+        Ok(t.contains_key(key(b'V', &[blob.as_bytes()]))
+            .map_err(store_err("read blob access"))?
+            || t.contains_key(key(b'U', &[blob.as_bytes(), localpart.as_bytes()]))
+                .map_err(store_err("read blob access"))?)
+    }
+
+    /// The rooms whose messages attach `blob`.
+    pub fn blob_rooms(&self, blob: &confab_wire::BlobId) -> Result<Vec<RoomId>> {
+        let prefix = key(super::views::P_ATTACHED, &[blob.as_bytes()]);
+        let mut out = Vec::new();
+        for k in self.data.scan_prefix(&prefix).keys() {
+            let k = k.map_err(store_err("scan attachments"))?;
+            if let Some(r) = k
+                .get(prefix.len()..)
+                .and_then(|s| <[u8; 32]>::try_from(s).ok())
+            {
+                out.push(RoomId(r));
+            }
         }
         Ok(out)
     }

@@ -16,6 +16,7 @@
 //! | `U` node len localpart ts(BE) event              | room    |
 //! | `W` term 0x00 max_ts(BE) first_event             | room, [(ts, event)] |
 //! | `P` room node len localpart                      | depth(BE) event |
+//! | `A` blob room                                    | — (a message in the room attaches the blob) |
 
 use std::collections::BTreeMap;
 
@@ -32,6 +33,7 @@ pub(crate) const P_MENTION: u8 = b'U';
 pub(crate) const P_WORD: u8 = b'W';
 pub(crate) const P_READ: u8 = b'P';
 pub(crate) const P_INVITE: u8 = b'I';
+pub(crate) const P_ATTACHED: u8 = b'A';
 
 /// Most distinct search terms indexed per message.
 pub const MAX_TERMS_PER_MESSAGE: usize = 256;
@@ -112,6 +114,15 @@ pub(crate) fn index(
             Vec::new(),
         ));
         return;
+    }
+    if let Some(Content::Message(m)) = ev.content() {
+        // Who may download a file: members of the rooms it was posted in.
+        for a in &m.attachments {
+            ops.push((
+                key(P_ATTACHED, &[a.blob.as_bytes(), room.as_bytes()]),
+                Vec::new(),
+            ));
+        }
     }
     let (target, body, mentions, thread) = match ev.content() {
         Some(Content::Message(m)) => (ev.id(), m.body, m.mentions, m.thread),
