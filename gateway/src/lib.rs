@@ -133,6 +133,11 @@ impl Gateway {
             addr: listen.to_string(),
             reason: e.to_string(),
         })?;
+        // A chat writes many small frames: Nagle's algorithm would hold
+        // each behind the previous one's ACK (tens of ms on quiet sockets).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let mut stop = state.stopping.subscribe();
         let server = tokio::spawn(async move {

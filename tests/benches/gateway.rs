@@ -389,7 +389,8 @@ impl Client {
     async fn connect(url: &str, source: Option<IpAddr>) -> Client {
         let ws = match source {
             None => {
-                tokio_tungstenite::connect_async(url)
+                // Browsers set TCP_NODELAY; so do these clients.
+                tokio_tungstenite::connect_async_with_config(url, None, true)
                     .await
                     .expect("connect")
                     .0
@@ -403,6 +404,7 @@ impl Client {
                 let sock = TcpSocket::new_v4().expect("socket");
                 sock.bind(SocketAddr::new(ip, 0)).expect("bind source");
                 let stream = sock.connect(addr).await.expect("tcp connect");
+                let _ = stream.set_nodelay(true);
                 tokio_tungstenite::client_async(
                     url,
                     tokio_tungstenite::MaybeTlsStream::Plain(stream),
@@ -458,6 +460,7 @@ async fn echo_ceiling(rounds: usize) -> (f64, f64) {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         if let Ok((s, _)) = listener.accept().await {
+            let _ = s.set_nodelay(true);
             let mut ws = tokio_tungstenite::accept_async(s).await.expect("accept");
             while let Some(Ok(m)) = ws.next().await {
                 if m.is_text() && ws.send(m).await.is_err() {
@@ -466,9 +469,10 @@ async fn echo_ceiling(rounds: usize) -> (f64, f64) {
             }
         }
     });
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
-        .await
-        .expect("connect");
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(format!("ws://{addr}/"), None, true)
+            .await
+            .expect("connect");
     let mut samples = Vec::with_capacity(rounds);
     for i in 0..rounds {
         let t = Instant::now();

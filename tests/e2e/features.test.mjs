@@ -244,9 +244,11 @@ test('keyboard only, a phone-sized screen, and offline with a queued message', (
 
   // Offline: the page says so; a message written now waits and is sent
   // when the connection is back.
-  await ctx.setOffline(true);
+  // The server goes away first (the page sees its socket close), then the
+  // network: a reload must come from the service worker.
   await node.stop();
   await gina.getByTestId('offline-banner').waitFor();
+  await ctx.setOffline(true);
   await send(gina, 'written while offline');
   await message(gina, 'written while offline').and(gina.locator('[data-state="pending"]')).waitFor();
   await shot(gina, '08-offline-queued');

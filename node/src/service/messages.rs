@@ -269,6 +269,7 @@ impl ClientService {
             _ => return Err(error(ErrorCode::NotFound, "no such event in this room")),
         }
         store.mark_read(room, user, event).map_err(internal)?;
+        self.forget_counts(room, Some(user));
         // Read positions are not precious: no flush of their own (the next
         // flush takes them).
         if let Some(summary) = self.summary(room, user) {

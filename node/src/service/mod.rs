@@ -15,6 +15,7 @@ pub mod messages;
 pub mod rooms;
 pub mod sniff;
 pub mod transport;
+pub mod unread;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -105,6 +106,11 @@ struct Inner {
     next_upload: std::sync::atomic::AtomicU64,
     /// Nodes whose users may be invited: the configured peers.
     known_nodes: RwLock<HashSet<NodeId>>,
+    /// Unread and mention counts (see [`unread`]).
+    counts: Mutex<unread::CountCache>,
+    /// Room summaries waiting to be pushed, merged (see
+    /// [`rooms::SUMMARY_DELAY`]).
+    pending_summaries: Mutex<HashSet<(RoomId, UserId)>>,
 }
 
 /// The node's service for gateways. Cloning shares it.
@@ -236,6 +242,8 @@ impl ClientService {
                 uploads: Mutex::new(HashMap::new()),
                 next_upload: std::sync::atomic::AtomicU64::new(1),
                 known_nodes: RwLock::new(HashSet::new()),
+                counts: Mutex::new(HashMap::new()),
+                pending_summaries: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -735,6 +743,31 @@ impl ClientService {
             return;
         };
         let id = ev.id();
+        match &header.kind {
+            EventKind::Message => {
+                let accepted = self
+                    .inner
+                    .store
+                    .timeline_item(&id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|i| !i.rejected);
+                if accepted {
+                    let mentions = ev
+                        .content
+                        .as_deref()
+                        .and_then(|c| Content::decode_for(&header.kind, c).ok())
+                        .map(|c| match c {
+                            Content::Message(m) => m.mentions,
+                            _ => Vec::new(),
+                        })
+                        .unwrap_or_default();
+                    self.count_message(&room, &id, header.depth, &header.author, &mentions);
+                }
+            }
+            EventKind::Redact { .. } => self.forget_counts(&room, None),
+            _ => {}
+        }
         let gateways = lock(&self.inner.hub).room_gateways(&room);
         if !gateways.is_empty() {
             let mut items: Vec<TimelineItem> = Vec::with_capacity(2);

@@ -15,7 +15,6 @@ use super::accounts::{error, internal};
 use super::{ClientService, bad, lock, node_error};
 use crate::engine::{Membership, RoomState};
 use crate::local::now_ms;
-use crate::store::views::UNREAD_CAP;
 
 /// Most users invited with a new room.
 pub const INVITES_MAX: usize = 50;
@@ -23,6 +22,8 @@ pub const INVITES_MAX: usize = 50;
 pub const DISPLAY_NAME_MAX: usize = 64 * 4;
 /// Longest status text, in bytes.
 pub const STATUS_MAX: usize = 200 * 4;
+/// How long list updates caused by new messages wait to be merged.
+pub const SUMMARY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 /// Most users a search returns.
 pub const USER_SEARCH_MAX: u16 = 200;
 
@@ -95,15 +96,10 @@ impl ClientService {
     fn summary_of(&self, room: &RoomId, user: &UserId, f: Facts) -> RoomSummary {
         let store = &self.inner.store;
         let joined = matches!(f.membership, Membership::Joined { .. });
-        let unread = if joined {
-            store.unread(room, user).unwrap_or(0)
+        let (unread, mentions) = if joined {
+            self.counts(room, user)
         } else {
-            0
-        };
-        let mentions = if joined && unread > 0 {
-            store.unread_mentions(room, user, UNREAD_CAP).unwrap_or(0)
-        } else {
-            0
+            (0, 0)
         };
         let last = store
             .page(room, confab_wire::client::Anchor::Latest, 1)
@@ -175,26 +171,29 @@ impl ClientService {
         if online.is_empty() {
             return;
         }
-        let targets: Vec<(UserId, Facts)> = {
+        // Whose membership changed hears at once; everyone else's list
+        // (name, count, last message) may wait a moment and take several
+        // events in one summary.
+        let (now, later): (Vec<UserId>, Vec<UserId>) = {
             let rooms = self.rooms();
             let Some(r) = rooms.room(room) else {
                 return;
             };
             let state = r.engine().state();
-            let mut users: HashSet<UserId> = HashSet::new();
+            let mut now: HashSet<UserId> = HashSet::new();
             match &h.kind {
                 EventKind::Invite { target }
                 | EventKind::Kick { target, .. }
                 | EventKind::Ban { target, .. }
                 | EventKind::Unban { target } => {
-                    users.insert(target.clone());
+                    now.insert(target.clone());
                 }
                 EventKind::Join | EventKind::Leave => {
-                    users.insert(h.author.clone());
+                    now.insert(h.author.clone());
                 }
                 _ => {}
             }
-            // Everyone's list shows the room's name, count and last message.
+            let mut later: Vec<UserId> = Vec::new();
             if matches!(
                 h.kind,
                 EventKind::Message
@@ -207,11 +206,66 @@ impl ClientService {
                     | EventKind::Ban { .. }
                     | EventKind::Redact { .. }
             ) {
-                users.extend(state.joined().cloned());
+                later = state
+                    .joined()
+                    .filter(|u| u.node() == &me && online.contains(*u) && !now.contains(*u))
+                    .cloned()
+                    .collect();
             }
-            users
+            let now = now
                 .into_iter()
                 .filter(|u| u.node() == &me && online.contains(u))
+                .collect();
+            (now, later)
+        };
+        self.push_summaries(room, now);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if !later.is_empty() => {
+                let fresh = {
+                    let mut pending = lock(&self.inner.pending_summaries);
+                    let fresh = pending.is_empty();
+                    pending.extend(later.into_iter().map(|u| (*room, u)));
+                    fresh
+                };
+                if fresh {
+                    let svc = self.clone();
+                    rt.spawn(async move {
+                        tokio::time::sleep(SUMMARY_DELAY).await;
+                        let _ = tokio::task::spawn_blocking(move || svc.flush_summaries()).await;
+                    });
+                }
+            }
+            // Without a runtime (unit tests), at once.
+            _ => self.push_summaries(room, later),
+        }
+    }
+
+    /// Pushes the summaries queued by [`ClientService::update_summaries`].
+    fn flush_summaries(&self) {
+        let pending = std::mem::take(&mut *lock(&self.inner.pending_summaries));
+        let mut by_room: std::collections::HashMap<RoomId, Vec<UserId>> =
+            std::collections::HashMap::new();
+        for (room, user) in pending {
+            by_room.entry(room).or_default().push(user);
+        }
+        for (room, users) in by_room {
+            self.push_summaries(&room, users);
+        }
+    }
+
+    /// Computes and pushes the room's summary for each of `users`.
+    fn push_summaries(&self, room: &RoomId, users: Vec<UserId>) {
+        if users.is_empty() {
+            return;
+        }
+        let targets: Vec<(UserId, Facts)> = {
+            let rooms = self.rooms();
+            let Some(r) = rooms.room(room) else {
+                return;
+            };
+            let state = r.engine().state();
+            users
+                .into_iter()
                 .map(|u| {
                     let f = facts(state, &u);
                     (u, f)

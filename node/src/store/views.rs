@@ -394,6 +394,20 @@ impl Store {
         Ok(())
     }
 
+    /// The place (depth, event) of the user's read position in a room.
+    pub fn read_place(&self, room: &RoomId, user: &UserId) -> Result<Option<(u64, EventId)>> {
+        let k = key(P_READ, &[room.as_bytes(), &user_key(user)]);
+        Ok(self
+            .data
+            .get(k)
+            .map_err(store_err("read position"))?
+            .and_then(|v| {
+                let depth = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
+                let id = <[u8; 32]>::try_from(v.get(8..40)?).ok()?;
+                Some((depth, EventId(id)))
+            }))
+    }
+
     /// The user's read position in a room.
     pub fn read_position(&self, room: &RoomId, user: &UserId) -> Result<Option<EventId>> {
         let k = key(P_READ, &[room.as_bytes(), &user_key(user)]);
