@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { twoNodes, browser, axeViolations, SHOTS, GUARD_MS } from './harness.mjs';
+import { twoNodes, browser, axeViolations, openPage, register, message, send, SHOTS } from './harness.mjs';
 
 const shots = join(SHOTS, 'chat');
 mkdirSync(shots, { recursive: true });
@@ -47,39 +47,8 @@ async function noSeriousA11y(page, what) {
 }
 
 /** @param {import('playwright-core').Browser} b @param {string} url */
-async function open(b, url) {
-  const ctx = await b.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await ctx.newPage();
-  page.setDefaultTimeout(GUARD_MS);
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-    if (m.type() === 'warning') console.log(`[${url}] warning: ${m.text()}`);
-  });
-  await page.goto(url);
-  return { ctx, page };
-}
-
-/** @param {import('playwright-core').Page} page @param {string} name */
-async function register(page, name) {
-  await page.getByTestId('login-form').waitFor();
-  await page.getByTestId('register-tab').click();
-  await page.getByTestId('login-username').fill(name);
-  await page.getByTestId('login-password').fill('correct horse battery');
-  await page.getByTestId('login-password-confirm').fill('correct horse battery');
-  await page.getByTestId('login-submit').click();
-  await page.getByTestId('app-shell').waitFor();
-}
-
-/** A message with `text` in the open room's timeline. */
-function message(page, text) {
-  return page.getByTestId('timeline').getByTestId('message').filter({ hasText: text });
-}
-
-/** @param {import('playwright-core').Page} page @param {string} text */
-async function send(page, text) {
-  await page.getByTestId('composer-input').fill(text);
-  await page.getByTestId('composer-input').press('Enter');
+function open(b, url) {
+  return openPage(b, url, problems);
 }
 
 test('two organisations chat across federation in the browser', async () => {

@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { NodeProc, browser, axeViolations, SHOTS, GUARD_MS } from './harness.mjs';
+import { NodeProc, browser, axeViolations, openPage, register, message, send, SHOTS } from './harness.mjs';
 
 const shots = join(SHOTS, 'features');
 mkdirSync(shots, { recursive: true });
@@ -58,37 +58,10 @@ async function guarded(name, body) {
 }
 
 /** @param {{width: number, height: number}} [viewport] */
-async function open(viewport = { width: 1280, height: 800 }) {
-  const ctx = await chrome.newContext({ viewport });
-  const page = await ctx.newPage();
-  pages.push(page);
-  page.setDefaultTimeout(GUARD_MS);
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource|net::ERR_INTERNET_DISCONNECTED/.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  await page.goto(node.url);
-  return { ctx, page };
-}
-
-/** @param {import('playwright-core').Page} page @param {string} name */
-async function register(page, name) {
-  await page.getByTestId('login-form').waitFor();
-  await page.getByTestId('register-tab').click();
-  await page.getByTestId('login-username').fill(name);
-  await page.getByTestId('login-password').fill('correct horse battery');
-  await page.getByTestId('login-password-confirm').fill('correct horse battery');
-  await page.getByTestId('login-submit').click();
-  await page.getByTestId('app-shell').waitFor();
-}
-
-function message(page, text) {
-  return page.getByTestId('timeline').getByTestId('message').filter({ hasText: text });
-}
-
-async function send(page, text) {
-  await page.getByTestId('composer-input').fill(text);
-  await page.getByTestId('composer-input').press('Enter');
+async function open(viewport) {
+  const opened = await openPage(chrome, node.url, problems, { viewport, ignore: /Failed to load resource|net::ERR_INTERNET_DISCONNECTED/ });
+  pages.push(opened.page);
+  return opened;
 }
 
 /** @param {import('playwright-core').Page} page @param {string} name @param {'public'|'private'} vis */

@@ -246,3 +246,44 @@ export async function axeViolations(page) {
   });
   return result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }
+
+/**
+ * A new browser context and page at `url`. Page errors and console errors
+ * (except those matching `ignore`) are appended to `problems`.
+ * @param {import('playwright-core').Browser} b @param {string} url @param {string[]} problems
+ * @param {{viewport?: {width: number, height: number}, ignore?: RegExp}} [opts]
+ */
+export async function openPage(b, url, problems, opts = {}) {
+  const ctx = await b.newContext({ viewport: opts.viewport ?? { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(GUARD_MS);
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !(opts.ignore && opts.ignore.test(m.text()))) problems.push(`console: ${m.text()}`);
+    if (m.type() === 'warning') console.log(`[${url}] warning: ${m.text()}`);
+  });
+  await page.goto(url);
+  return { ctx, page };
+}
+
+/** Creates an account `name` in the sign-in form. @param {import('playwright-core').Page} page @param {string} name */
+export async function register(page, name) {
+  await page.getByTestId('login-form').waitFor();
+  await page.getByTestId('register-tab').click();
+  await page.getByTestId('login-username').fill(name);
+  await page.getByTestId('login-password').fill('correct horse battery');
+  await page.getByTestId('login-password-confirm').fill('correct horse battery');
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('app-shell').waitFor();
+}
+
+/** A message with `text` in the open room's timeline. @param {import('playwright-core').Page} page @param {string} text */
+export function message(page, text) {
+  return page.getByTestId('timeline').getByTestId('message').filter({ hasText: text });
+}
+
+/** Types `text` into the composer and sends it. @param {import('playwright-core').Page} page @param {string} text */
+export async function send(page, text) {
+  await page.getByTestId('composer-input').fill(text);
+  await page.getByTestId('composer-input').press('Enter');
+}

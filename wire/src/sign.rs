@@ -258,6 +258,12 @@ impl SignedEvent {
         Ok(header)
     }
 
+    /// The header, decoded without any check: for bytes that were verified
+    /// before (a node's stored events).
+    pub fn decode_header(&self) -> Result<EventHeader> {
+        codec::from_slice("event header", &self.header)
+    }
+
     /// The id, computed from the header bytes (no verification).
     pub fn id(&self) -> EventId {
         event_id(&self.header)

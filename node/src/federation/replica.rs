@@ -187,15 +187,19 @@ impl NodeRooms {
         content: &Content,
         now: u64,
     ) -> Result<VerifiedEvent> {
+        let store = self.store.clone();
+        let r = self.room_to_post(room)?;
+        crate::local::submit_local(&store, r, key, author, kind, content, now).map(|(ev, _)| ev)
+    }
+
+    /// The room, if local users may post in it now.
+    fn room_to_post(&mut self, room: &RoomId) -> Result<&mut Room> {
         if self.unconfirmed.contains(room) {
             return Err(Error::CatchingUp { room: *room });
         }
-        let r = self
-            .rooms
+        self.rooms
             .get_mut(room)
-            .ok_or(Error::NotFound { what: "room" })?;
-        crate::local::submit_local(&self.store, r, key, author, kind, content, now)
-            .map(|(ev, _)| ev)
+            .ok_or(Error::NotFound { what: "room" })
     }
 
     /// Signs and submits an event of a local user only if the room would
@@ -215,13 +219,7 @@ impl NodeRooms {
         now: u64,
         also: impl FnOnce(&mut Room, &EventId),
     ) -> Result<std::result::Result<VerifiedEvent, crate::engine::Rejection>> {
-        if self.unconfirmed.contains(room) {
-            return Err(Error::CatchingUp { room: *room });
-        }
-        let r = self
-            .rooms
-            .get_mut(room)
-            .ok_or(Error::NotFound { what: "room" })?;
+        let r = self.room_to_post(room)?;
         let header = r.engine().next_header(author.clone(), kind, now);
         if let crate::engine::Verdict::Rejected(why) = r.engine().preview(&header) {
             return Ok(Err(why));

@@ -310,13 +310,7 @@ impl ClientService {
             .store
             .event(id)
             .map_err(internal)?
-            .and_then(|e| {
-                confab_wire::codec::from_slice::<confab_wire::EventHeader>(
-                    "event header",
-                    &e.signed.header,
-                )
-                .ok()
-            })
+            .and_then(|e| e.signed.decode_header().ok())
             .map(|h| h.ts))
     }
 
@@ -337,15 +331,25 @@ impl ClientService {
         };
         let limit = page_limit(limit, 20);
         // The cursor is the anchor's (ts, id): messages can share a ts.
-        let before = match before {
-            Some(id) => self.ts_of(&id)?.map(|ts| (ts, id)),
-            None => None,
-        };
-        let mut ids = self
+        let before = self.cursor(before)?;
+        let ids = self
             .inner
             .store
             .search(Some(&rooms), query, before, limit + 1)
             .map_err(internal)?;
+        self.results(ids, limit)
+    }
+
+    /// A result cursor: the anchor's (ts, id), since messages can share a ts.
+    fn cursor(&self, before: Option<EventId>) -> Result<Option<(u64, EventId)>, ClientError> {
+        match before {
+            Some(id) => Ok(self.ts_of(&id)?.map(|ts| (ts, id))),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of results, newest first, from up to `limit + 1` hits.
+    fn results(&self, mut ids: Vec<EventId>, limit: usize) -> Result<Response, ClientError> {
         let more = ids.len() > limit;
         ids.truncate(limit);
         Ok(Response::Page(Page {
@@ -362,11 +366,7 @@ impl ClientService {
         limit: u16,
     ) -> Result<Response, ClientError> {
         let limit = page_limit(limit, 30);
-        // The cursor is the anchor's (ts, id): messages can share a ts.
-        let before = match before {
-            Some(id) => self.ts_of(&id)?.map(|ts| (ts, id)),
-            None => None,
-        };
+        let before = self.cursor(before)?;
         let rooms = self.joined_rooms(user);
         let store = &self.inner.store;
         let mut ids = Vec::new();
@@ -387,15 +387,9 @@ impl ClientService {
             if ids.len() > limit || page.len() < 64 {
                 break;
             }
-            cursor = self.ts_of(&last)?.map(|ts| (ts, last));
+            cursor = self.cursor(Some(last))?;
         }
-        let more = ids.len() > limit;
-        ids.truncate(limit);
-        Ok(Response::Page(Page {
-            items: self.items(&ids)?,
-            more_before: more,
-            more_after: false,
-        }))
+        self.results(ids, limit)
     }
 
     pub(super) fn subscribe(
@@ -446,12 +440,11 @@ impl ClientService {
             let Some(item) = self.inner.store.timeline_item(id).map_err(internal)? else {
                 continue;
             };
-            let target = confab_wire::codec::from_slice::<confab_wire::EventHeader>(
-                "event header",
-                &item.event.header,
-            )
-            .ok()
-            .and_then(|h| super::changed_target(&h.kind, &item.event));
+            let target = item
+                .event
+                .decode_header()
+                .ok()
+                .and_then(|h| super::changed_target(&h.kind, &item.event));
             items.push(item);
             if let Some(t) = target
                 && let Some(ti) = self.inner.store.timeline_item(&t).map_err(internal)?

@@ -737,43 +737,30 @@ impl ClientService {
     fn announce(&self, room: RoomId, ev: &SignedEvent, trace: Option<TraceId>) {
         // Stored events were verified on the way in; the header is all
         // that is needed here.
-        let Ok(header) =
-            confab_wire::codec::from_slice::<confab_wire::EventHeader>("event header", &ev.header)
-        else {
+        let Ok(header) = ev.decode_header() else {
             return;
         };
         let id = ev.id();
+        // Read once: it decides the counts and is what subscribers get.
+        let item = self.inner.store.timeline_item(&id).ok().flatten();
         match &header.kind {
-            EventKind::Message => {
-                let accepted = self
-                    .inner
-                    .store
-                    .timeline_item(&id)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|i| !i.rejected);
-                if accepted {
-                    let mentions = ev
-                        .content
-                        .as_deref()
-                        .and_then(|c| Content::decode_for(&header.kind, c).ok())
-                        .map(|c| match c {
-                            Content::Message(m) => m.mentions,
-                            _ => Vec::new(),
-                        })
-                        .unwrap_or_default();
-                    self.count_message(&room, &id, header.depth, &header.author, &mentions);
-                }
+            EventKind::Message if item.as_ref().is_some_and(|i| !i.rejected) => {
+                let mentions = match ev
+                    .content
+                    .as_deref()
+                    .and_then(|c| Content::decode_for(&header.kind, c).ok())
+                {
+                    Some(Content::Message(m)) => m.mentions,
+                    _ => Vec::new(),
+                };
+                self.count_message(&room, &id, header.depth, &header.author, &mentions);
             }
             EventKind::Redact { .. } => self.forget_counts(&room, None),
             _ => {}
         }
         let gateways = lock(&self.inner.hub).room_gateways(&room);
         if !gateways.is_empty() {
-            let mut items: Vec<TimelineItem> = Vec::with_capacity(2);
-            if let Ok(Some(item)) = self.inner.store.timeline_item(&id) {
-                items.push(item);
-            }
+            let mut items: Vec<TimelineItem> = item.into_iter().collect();
             if let Some(target) = changed_target(&header.kind, ev) {
                 if let Ok(Some(item)) = self.inner.store.timeline_item(&target) {
                     items.push(item);

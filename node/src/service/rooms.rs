@@ -107,9 +107,7 @@ impl ClientService {
             .and_then(|p| p.last().copied());
         let last_ts = last
             .and_then(|id| store.event(&id).ok().flatten())
-            .and_then(|e| {
-                confab_wire::codec::from_slice::<EventHeader>("event header", &e.signed.header).ok()
-            })
+            .and_then(|e| e.signed.decode_header().ok())
             .map_or(0, |h| h.ts);
         RoomSummary {
             room: *room,
