@@ -536,6 +536,19 @@ pub fn parse(text: &str) -> Result<Parsed, (Option<u64>, Refusal)> {
     }
 }
 
+/// The fuzz entry point: any bytes (as the text they would be, lossily)
+/// give a request or a refusal, and a refusal carries a known code.
+pub fn fuzz_parse(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Err((_, r)) = parse(&text) {
+        assert!(
+            matches!(r.code, "bad_json" | "bad_request" | "unknown_request"),
+            "unexpected code {}",
+            r.code
+        );
+    }
+}
+
 /// The `ok` payload of a request of type `kind` answered with `r`.
 pub fn shape(kind: &str, r: &Response) -> Value {
     match (kind, r) {
