@@ -2,8 +2,8 @@
 //! §4 objects, §6 pushes, §7 errors).
 
 use confab_wire::client::{
-    ClientError, ErrorCode, MemberInfo, Page, Profile, RoomDetail, RoomSummary, SessionGrant,
-    TimelineItem,
+    ClientError, ErrorCode, MemberInfo, MessageVersion, Notice, Page, Profile, RoomDetail,
+    RoomSummary, SessionGrant, TimelineItem,
 };
 use confab_wire::event::{Attachment, Content, EventKind, Setting, Visibility};
 use confab_wire::fed::{Ephemeral, Presence, Signal};
@@ -130,6 +130,31 @@ fn member(m: &MemberInfo) -> Value {
         "user": m.user.to_string(),
         "roles": m.roles,
         "muted_until": m.muted_until,
+        "read_up_to": m.read_up_to.map(|e| e.to_string()),
+        "delivered_up_to": m.delivered_up_to.map(|e| e.to_string()),
+    })
+}
+
+/// A note only its user sees (the welcome bot's).
+pub fn notice(n: &Notice) -> Value {
+    json!({
+        "id": n.id.to_string(),
+        "room": n.room.to_string(),
+        "from": n.from,
+        "ts": n.ts,
+        "body": n.body,
+        "html": markdown::render(&n.body),
+    })
+}
+
+/// One version of a message (edit history).
+pub fn version(v: &MessageVersion) -> Value {
+    json!({
+        "event": v.event.to_string(),
+        "sender": v.sender.to_string(),
+        "ts": v.ts,
+        "body": v.body,
+        "html": markdown::render(&v.body),
     })
 }
 
@@ -298,7 +323,7 @@ pub fn page(p: &Page) -> Value {
     })
 }
 
-/// An ephemeral signal as a push (`typing`, `presence`, `read`).
+/// An ephemeral signal as a push (`typing`, `presence`, `read`, `delivered`).
 pub fn ephemeral(e: &Ephemeral) -> Option<String> {
     let v = match (&e.signal, &e.room) {
         (Signal::Typing(t), Some(room)) => json!({
@@ -306,6 +331,9 @@ pub fn ephemeral(e: &Ephemeral) -> Option<String> {
         }),
         (Signal::ReadUpTo(ev), Some(room)) => json!({
             "push": "read", "room": room.to_string(), "user": e.user.to_string(), "event": ev.to_string(),
+        }),
+        (Signal::Delivered(ev), Some(room)) => json!({
+            "push": "delivered", "room": room.to_string(), "user": e.user.to_string(), "event": ev.to_string(),
         }),
         (Signal::Presence { state, last_active }, _) => json!({
             "push": "presence", "user": e.user.to_string(),

@@ -97,6 +97,9 @@ pub const KINDS: &[&str] = &[
     "report",
     "search",
     "mentions",
+    "edit_history",
+    "notices",
+    "dismiss_notice",
 ];
 
 struct Fields<'a>(&'a Map<String, Value>);
@@ -525,6 +528,14 @@ pub fn parse(text: &str) -> Result<Parsed, (Option<u64>, Refusal)> {
             before: f.opt_parse("before")?,
             limit: f.limit()?,
         }),
+        "edit_history" => node(Request::EditHistory {
+            room: f.parse("room")?,
+            target: f.parse("target")?,
+        }),
+        "notices" => node(Request::Notices),
+        "dismiss_notice" => node(Request::DismissNotice {
+            notice: f.parse("notice")?,
+        }),
         _ => Err(Refusal {
             code: "unknown_request",
             message: format!("unknown request type {kind:?}"),
@@ -568,6 +579,12 @@ pub fn shape(kind: &str, r: &Response) -> Value {
         (_, Response::Room(d)) => render::detail(d),
         (_, Response::Page(p)) => render::page(p),
         (_, Response::Attachment(a)) => render::attachment(a),
+        (_, Response::Edits(v)) => {
+            json!({ "versions": v.iter().map(render::version).collect::<Vec<_>>() })
+        }
+        (_, Response::Notices(n)) => {
+            json!({ "notices": n.iter().map(render::notice).collect::<Vec<_>>() })
+        }
         _ => Value::Null,
     }
 }

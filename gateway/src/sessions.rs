@@ -385,6 +385,14 @@ impl PushSink for Sessions {
                         .into();
                 self.fan_out(targets, text);
             }
+            Push::Notice { user, notice } => {
+                let text = json!({"push": "notice", "notice": render::notice(&notice)});
+                self.fan_out(self.user_targets(&user), text.to_string().into());
+            }
+            Push::NoticeDismissed { user, notice } => {
+                let text = json!({"push": "notice_dismissed", "notice": notice.to_string()});
+                self.fan_out(self.user_targets(&user), text.to_string().into());
+            }
             Push::Revoked { user, family } => {
                 let targets: Vec<SessionId> = {
                     let t = self.t();

@@ -179,12 +179,40 @@ export class Client {
     this.ensureProfile(user, true);
     this.updatePresence(true);
     const rooms = this.listRooms();
+    this.loadNotices();
     // Resume every room we follow from the last event seen, then flush.
     const rooms2 = [...new Set([...(s.current ? [s.current] : []), ...this.recent])];
     await Promise.all(rooms2.map((r) => this.ensureLive(r).catch(() => {})));
     await rooms;
     if (s.current) this.ensureDetail(s.current, true);
     this.flushOutbox();
+  }
+
+  /** The welcome bot's notes (only this user sees them). */
+  async loadNotices() {
+    try {
+      /** @type {{notices: import('./types.js').Notice[]}} */
+      const r = await this.call('notices');
+      this.store.setNotices(r.notices);
+    } catch (e) {
+      if (!isOffline(e)) console.warn('notices failed', e);
+    }
+  }
+
+  /** @param {string} id */
+  async dismissNotice(id) {
+    this.store.removeNotice(id);
+    await this.call('dismiss_notice', { notice: id });
+  }
+
+  /**
+   * Earlier versions of a message (its author's or a moderator's view).
+   * @param {string} room @param {string} target
+   * @returns {Promise<import('./types.js').MessageVersion[]>}
+   */
+  async editHistory(room, target) {
+    const r = await this.call('edit_history', { room, target });
+    return r.versions;
   }
 
   async listRooms() {
@@ -266,6 +294,15 @@ export class Client {
         break;
       case 'read':
         s.setRead(p.room, p.user, p.event);
+        break;
+      case 'delivered':
+        s.setDelivered(p.room, p.user, p.event);
+        break;
+      case 'notice':
+        s.addNotice(p.notice);
+        break;
+      case 'notice_dismissed':
+        s.removeNotice(p.notice);
         break;
       case 'revoked':
         this.session.forget();
@@ -718,6 +755,11 @@ export class Client {
       const d = await this.call('room_info', { room });
       s.setDetail(d);
       for (const m of d.members.slice(0, 100)) this.ensureProfile(m.user);
+      for (const m of d.members) {
+        if (m.user === s.me) continue;
+        if (m.read_up_to) s.setRead(room, m.user, m.read_up_to);
+        if (m.delivered_up_to) s.setDelivered(room, m.user, m.delivered_up_to);
+      }
       const me = d.members.find((m) => m.user === s.me);
       if (me && me.muted_until && me.muted_until > Date.now()) {
         // Re-read when the mute ends so the composer opens again.

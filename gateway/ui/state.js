@@ -116,6 +116,10 @@ export class Store {
     this.typing = new Map();
     /** @type {Map<string, Map<string, string>>} room → user → event read */
     this.reads = new Map();
+    /** @type {Map<string, Map<string, string>>} room → user → newest event their node holds */
+    this.delivered = new Map();
+    /** @type {Map<string, import('./types.js').Notice>} the user's notes by id */
+    this.notices = new Map();
     /** @type {PendingSend[]} */
     this.outbox = [];
     /** @type {Set<string>} */
@@ -424,5 +428,38 @@ export class Store {
     if (!m) this.reads.set(room, (m = new Map()));
     m.set(user, event);
     this.emit('reads', room);
+  }
+
+  /** @param {string} room @param {string} user @param {string} event */
+  setDelivered(room, user, event) {
+    let m = this.delivered.get(room);
+    if (!m) this.delivered.set(room, (m = new Map()));
+    m.set(user, event);
+    this.emit('reads', room);
+  }
+
+  /** @param {import('./types.js').Notice[]} list */
+  setNotices(list) {
+    this.notices = new Map(list.map((n) => [n.id, n]));
+    for (const r of new Set(list.map((n) => n.room))) this.emit('notices', r);
+  }
+
+  /** @param {import('./types.js').Notice} n */
+  addNotice(n) {
+    this.notices.set(n.id, n);
+    this.emit('notices', n.room);
+  }
+
+  /** @param {string} id */
+  removeNotice(id) {
+    const n = this.notices.get(id);
+    if (!n) return;
+    this.notices.delete(id);
+    this.emit('notices', n.room);
+  }
+
+  /** The user's notes in a room, oldest first. @param {string} room */
+  noticesIn(room) {
+    return [...this.notices.values()].filter((n) => n.room === room).sort((a, b) => a.ts - b.ts);
   }
 }

@@ -69,6 +69,8 @@
  * @property {UserId} user
  * @property {string[]} roles
  * @property {number|null} [muted_until]
+ * @property {EventId|null} [read_up_to]
+ * @property {EventId|null} [delivered_up_to]
  */
 
 /**
@@ -151,7 +153,31 @@
  *   | {push: 'typing', room: RoomId, user: UserId, typing: boolean}
  *   | {push: 'presence', user: UserId, presence: Presence, last_active: number}
  *   | {push: 'read', room: RoomId, user: UserId, event: EventId}
+ *   | {push: 'delivered', room: RoomId, user: UserId, event: EventId}
+ *   | {push: 'notice', notice: Notice}
+ *   | {push: 'notice_dismissed', notice: string}
  *   | {push: 'revoked'}} Push
+ */
+
+/**
+ * A note only its user sees (the welcome bot's).
+ * @typedef {object} Notice
+ * @property {string} id
+ * @property {RoomId} room
+ * @property {string} from
+ * @property {number} ts
+ * @property {string} body
+ * @property {string} html
+ */
+
+/**
+ * One version of a message (edit history).
+ * @typedef {object} MessageVersion
+ * @property {EventId} event
+ * @property {UserId} sender
+ * @property {number} ts
+ * @property {string} body
+ * @property {string} html
  */
 
 /**

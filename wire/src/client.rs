@@ -539,6 +539,21 @@ pub enum Request {
     /// The browser session ended (its socket closed): its subscriptions
     /// end, and its user may be offline now. Needs no token.
     EndSession,
+    /// Earlier versions of a message: its author's, or anyone's for a
+    /// member with `message.delete` (moderators).
+    EditHistory {
+        /// The room.
+        room: RoomId,
+        /// The message.
+        target: EventId,
+    },
+    /// Notes for the user that only they see (the welcome bot's).
+    Notices,
+    /// Dismiss a note.
+    DismissNotice {
+        /// The note.
+        notice: u64,
+    },
 }
 
 /// A request with its routing envelope.
@@ -689,6 +704,10 @@ pub struct MemberInfo {
     pub roles: Vec<String>,
     /// Muted until (ms since epoch).
     pub muted_until: Option<u64>,
+    /// The member's read position, when known.
+    pub read_up_to: Option<EventId>,
+    /// The newest event the member's node is known to hold (direct rooms).
+    pub delivered_up_to: Option<EventId>,
 }
 
 /// A room's details.
@@ -776,6 +795,10 @@ pub enum Response {
     },
     /// An upload finished.
     Attachment(Attachment),
+    /// Versions of a message, oldest (the original) first.
+    Edits(Vec<MessageVersion>),
+    /// The user's notes.
+    Notices(Vec<Notice>),
     /// Bytes of a blob.
     Blob {
         /// Offset.
@@ -787,6 +810,35 @@ pub enum Response {
         /// Bytes.
         data: Vec<u8>,
     },
+}
+
+/// One version of a message's text.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct MessageVersion {
+    /// The event that set it (the message itself, then its edits).
+    pub event: EventId,
+    /// Who wrote it.
+    pub sender: UserId,
+    /// When (ms since epoch, the event's own time).
+    pub ts: u64,
+    /// The markdown body.
+    pub body: String,
+}
+
+/// A note for one user that only they see, in a room: the welcome bot's
+/// greeting and tour. Kept by the node, not in the room's events.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Notice {
+    /// Its id (per node).
+    pub id: u64,
+    /// The room it belongs to.
+    pub room: RoomId,
+    /// Who it is from (a display name, e.g. "Confab").
+    pub from: String,
+    /// When (ms since epoch).
+    pub ts: u64,
+    /// The markdown body.
+    pub body: String,
 }
 
 /// The answer to one request.
@@ -830,6 +882,20 @@ pub enum Push {
     },
     /// The node's settings changed.
     Settings(NodeSettings),
+    /// A new note for a user (the welcome bot's).
+    Notice {
+        /// The user it is for.
+        user: UserId,
+        /// The note.
+        notice: Notice,
+    },
+    /// A user dismissed a note (their other sockets hide it).
+    NoticeDismissed {
+        /// The user.
+        user: UserId,
+        /// The note's id.
+        notice: u64,
+    },
 }
 
 protocol_messages! {

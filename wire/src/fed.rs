@@ -182,6 +182,9 @@ pub enum Signal {
     },
     /// The user has read the room up to this event.
     ReadUpTo(EventId),
+    /// The user's node holds the room up to this event: sent for direct
+    /// rooms, so the sender can show "delivered".
+    Delivered(EventId),
 }
 
 /// An ephemeral signal about a user of the sending node.

@@ -259,10 +259,10 @@ fn fed_message() -> impl Strategy<Value = FedMessage> {
                 FedMessage::Ephemeral(Ephemeral {
                     room,
                     user,
-                    signal: if t {
-                        Signal::Typing(true)
-                    } else {
-                        Signal::ReadUpTo(e)
+                    signal: match (t, e.0[0] % 2) {
+                        (true, _) => Signal::Typing(true),
+                        (false, 0) => Signal::ReadUpTo(e),
+                        (false, _) => Signal::Delivered(e),
                     },
                 })
             }),

@@ -19,7 +19,7 @@ import { reportDialog } from './dialogs.js';
  * @property {boolean} cont continues the previous author's group
  * @property {boolean} inThread shown in the thread panel
  * @property {boolean} highlight
- * @property {'sent'|'read'|null} readMark
+ * @property {'sent'|'delivered'|'read'|null} readMark
  */
 
 /** Messages whose hidden content the user asked to see (blocked authors). */
@@ -67,7 +67,8 @@ export function renderMessage(ctx, item, opts) {
     return el;
   }
   if (item.reply_to && !item.redacted) main.append(replyQuote(ctx, item.room, item.reply_to));
-  main.append(body(item));
+  const mayHistory = item.author === ctx.store.me || ctx.store.can(item.room, 'message.delete');
+  main.append(body(item, mayHistory ? () => editHistoryDialog(ctx, item) : null));
   if (!item.redacted && item.attachments?.length) main.append(attachments(ctx, item.attachments));
   if (!item.redacted && item.reactions?.length) main.append(reactions(ctx, item));
   const summary = !opts.inThread && item.thread && item.thread.replies > 0 ? threadSummary(ctx, item) : null;
@@ -78,7 +79,12 @@ export function renderMessage(ctx, item, opts) {
         class: 'read-mark',
         testid: 'read-mark',
         'data-state': opts.readMark,
-        text: opts.readMark === 'read' ? 'Read' : 'Sent',
+        text: { read: 'Read', delivered: 'Delivered', sent: 'Sent' }[opts.readMark],
+        title: {
+          read: 'They have read it',
+          delivered: 'It reached their server',
+          sent: 'Your server has it; their server has not confirmed yet',
+        }[opts.readMark],
       }),
     );
   }
@@ -113,8 +119,12 @@ function header(ctx, item) {
   );
 }
 
-/** The text: the server's sanitized HTML, or plain text. @param {Item} item */
-export function body(item) {
+/**
+ * The text: the server's sanitized HTML, or plain text. With `onHistory`,
+ * "(edited)" opens the earlier versions.
+ * @param {Item} item @param {(() => void)|null} [onHistory]
+ */
+export function body(item, onHistory = null) {
   if (item.redacted != null) {
     return h('div', { class: 'msg-body deleted', testid: 'message-deleted' }, icon('trash'), ' Message deleted');
   }
@@ -128,9 +138,75 @@ export function body(item) {
     // Inside the last paragraph when there is one, so it reads inline.
     const last = el.lastElementChild;
     const host = last && last.tagName === 'P' ? last : el;
-    host.append(h('span', { class: 'edited', testid: 'message-edited', text: ' (edited)' }));
+    host.append(' ');
+    host.append(
+      onHistory
+        ? h('button', { type: 'button', class: 'edited', testid: 'message-edited', title: 'Show earlier versions', onclick: onHistory, text: '(edited)' })
+        : h('span', { class: 'edited', testid: 'message-edited', text: '(edited)' }),
+    );
   }
   return el;
+}
+
+/**
+ * A note only this user sees (the welcome bot's greeting), with a button
+ * that dismisses it for good.
+ * @param {Ctx} ctx @param {import('../types.js').Notice} n
+ */
+export function renderNotice(ctx, n) {
+  const text = h('div', { class: 'msg-body' });
+  setServerHtml(text, n.html);
+  return h(
+    'article',
+    { class: 'notice', testid: 'notice', 'data-notice-id': n.id, tabindex: '-1', 'aria-label': `Note from ${n.from}, only visible to you` },
+    h('div', { class: 'notice-gutter', 'aria-hidden': 'true', text: '🤖' }),
+    h(
+      'div',
+      { class: 'notice-main' },
+      h(
+        'div',
+        { class: 'msg-head' },
+        h('span', { class: 'msg-author', text: n.from }),
+        h('span', { class: 'tag', text: 'bot' }),
+        h('time', { class: 'msg-time', datetime: new Date(n.ts).toISOString(), title: fmtFull(n.ts), text: fmtTime(n.ts) }),
+        h('span', { class: 'muted small', text: 'Only visible to you' }),
+      ),
+      text,
+      h('button', {
+        type: 'button',
+        class: 'btn btn-small',
+        testid: 'notice-dismiss',
+        text: 'Got it',
+        onclick: () => ctx.client.dismissNotice(n.id).catch((e) => toast(errText(e), { kind: 'error' })),
+      }),
+    ),
+  );
+}
+
+/** Every version of a message, oldest first. @param {Ctx} ctx @param {Item} item */
+function editHistoryDialog(ctx, item) {
+  return openDialog({ title: 'Edit history', testid: 'edit-history-dialog' }, () => {
+    const list = h('ol', { class: 'edit-history', testid: 'edit-history', 'aria-busy': 'true' }, h('li', { class: 'muted', text: 'Loading…' }));
+    ctx.client
+      .editHistory(item.room, item.id)
+      .then((versions) => {
+        list.setAttribute('aria-busy', 'false');
+        list.replaceChildren(
+          ...versions.map((v, i) => {
+            const text = h('div', { class: 'msg-body' });
+            setServerHtml(text, v.html);
+            return h(
+              'li',
+              { class: 'edit-version', testid: 'edit-version' },
+              h('div', { class: 'muted small' }, h('span', { text: i === 0 ? 'Original' : `Edit ${i}` }), ' · ', h('time', { datetime: new Date(v.ts).toISOString(), text: fmtFull(v.ts) })),
+              text,
+            );
+          }),
+        );
+      })
+      .catch((e) => list.replaceChildren(h('li', { class: 'form-error', role: 'alert', text: errText(e) })));
+    return list;
+  });
 }
 
 /** @param {Ctx} ctx @param {string} room @param {string} target */
@@ -620,18 +696,26 @@ export function continues(a, b) {
 }
 
 /**
- * The read mark for the user's last message in a DM.
+ * The mark for the user's last message in a DM: read when the partner's
+ * read position reached it; delivered when their node holds it (at once
+ * for a partner of this node); sent otherwise.
  * @param {Ctx} ctx @param {string} room @param {Item} item
- * @returns {'sent'|'read'}
+ * @returns {'sent'|'delivered'|'read'}
  */
 export function readMarkFor(ctx, room, item) {
   const s = ctx.store;
-  const r = s.rooms.get(room);
-  const other = r?.direct_with;
-  const readEv = other ? s.reads.get(room)?.get(other) : undefined;
-  if (!readEv) return 'sent';
-  if (readEv === item.id) return 'read';
+  const other = s.rooms.get(room)?.direct_with;
+  if (!other) return 'sent';
   const t = s.timelines.get(room);
-  const readItem = t?.byId.get(readEv);
-  return readItem && compareItems(readItem, item) >= 0 ? 'read' : 'sent';
+  /** @param {string|undefined} ev */
+  const reached = (ev) => {
+    if (!ev) return false;
+    if (ev === item.id) return true;
+    const at = t?.byId.get(ev);
+    return !!at && compareItems(at, item) >= 0;
+  };
+  if (reached(s.reads.get(room)?.get(other))) return 'read';
+  const sameNode = !!s.me && other.slice(other.indexOf(':')) === s.me.slice(s.me.indexOf(':'));
+  if (sameNode || reached(s.delivered.get(room)?.get(other))) return 'delivered';
+  return 'sent';
 }

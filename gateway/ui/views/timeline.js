@@ -5,7 +5,7 @@
 import { h, icon } from '../dom.js';
 import { fmtDay, sameDay } from '../util.js';
 import { entryKey, reconcile, livePeople } from './common.js';
-import { continues, readMarkFor, renderMessage, renderPending, renderSystem, startEdit } from './message.js';
+import { continues, readMarkFor, renderMessage, renderNotice, renderPending, renderSystem, startEdit } from './message.js';
 
 /** @typedef {import('./common.js').Ctx} Ctx */
 /** @typedef {import('./common.js').Entry} Entry */
@@ -64,7 +64,18 @@ export function timelineView(ctx, room) {
         }
       }
     }
+    // The user's own notes go in time order among the items (one older
+    // than the loaded page waits until older messages are loaded).
+    const notices = s.noticesIn(room).filter((n) => !t.moreBefore || !t.items.length || n.ts >= t.items[0].ts);
+    /** @param {number} until */
+    const noticesBefore = (until) => {
+      while (notices.length && notices[0].ts <= until) {
+        const n = /** @type {import('../types.js').Notice} */ (notices.shift());
+        entries.push({ key: `note:${n.id}`, deps: [n], render: () => renderNotice(ctx, n) });
+      }
+    };
     for (const item of t.items) {
+      noticesBefore(item.ts - 1);
       if (!prev || !sameDay(prev.ts, item.ts)) {
         const label = fmtDay(item.ts);
         entries.push({ key: `day:${new Date(item.ts).toDateString()}`, deps: [label], render: () => daySep(label) });
@@ -91,6 +102,7 @@ export function timelineView(ctx, room) {
       prev = item;
     }
     if (!t.moreAfter) {
+      noticesBefore(Infinity);
       const conn = s.conn.state;
       for (const p of s.pendingFor(room, null)) {
         const cont = !!prev && prev.kind === 'message' && prev.author === s.me;
@@ -314,6 +326,7 @@ export function timelineView(ctx, room) {
     s.on('timeline', (/** @type {string} */ r) => r === room && render()),
     s.on('outbox', (/** @type {string} */ r) => r === room && render()),
     s.on('reads', (/** @type {string} */ r) => r === room && render()),
+    s.on('notices', (/** @type {string} */ r) => r === room && render()),
     s.on('conn', () => render()),
     s.on('detail', (/** @type {string} */ r) => r === room && renderTop(s.timeline(room))),
     s.on('sent', (/** @type {{room: string, threadRoot: string|null}} */ x) => {

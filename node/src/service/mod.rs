@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod hub;
 pub mod messages;
+pub mod notes;
 pub mod rooms;
 pub mod sniff;
 pub mod transport;
@@ -56,6 +57,8 @@ pub struct ServiceSettings {
     pub max_upload_bytes: u64,
     /// Messages (sends, edits, reactions, …) one user may post per minute.
     pub messages_per_minute: u32,
+    /// The welcome bot greets users on their first join to a room.
+    pub welcome_bot: bool,
 }
 
 impl ServiceSettings {
@@ -70,6 +73,7 @@ impl ServiceSettings {
             },
             max_upload_bytes: c.limits.max_upload_bytes,
             messages_per_minute: c.limits.messages_per_minute,
+            welcome_bot: c.welcome_bot.enabled,
         }
     }
 }
@@ -271,6 +275,7 @@ impl ClientService {
                         let s = svc.clone();
                         let _ = tokio::task::spawn_blocking(move || {
                             s.announce(room, &ev, None);
+                            s.acknowledge_delivery(&room, &ev);
                         })
                         .await;
                     }
@@ -657,6 +662,9 @@ impl ClientService {
                 event,
                 reason,
             } => self.report(user, &room, &event, &reason, now),
+            Request::EditHistory { room, target } => self.edit_history(user, &room, &target),
+            Request::Notices => self.notices(user),
+            Request::DismissNotice { notice } => self.dismiss_notice(user, notice),
             Request::Register { .. }
             | Request::Login { .. }
             | Request::Refresh { .. }
@@ -927,7 +935,10 @@ impl ClientService {
                 lock(&self.inner.presence).insert(e.user.clone(), (*state, *last_active));
                 self.push_presence(e);
             }
-            (_, Some(room)) => self.push_to_room(&room, e),
+            (_, Some(room)) => {
+                self.keep_position(&e);
+                self.push_to_room(&room, e)
+            }
             _ => {}
         }
     }

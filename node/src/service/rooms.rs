@@ -455,6 +455,7 @@ impl ClientService {
         )?;
         // The room's other nodes may not have heard of this user before.
         self.announce_presence(user);
+        self.greet(user, room);
         Ok(Response::Done)
     }
 
@@ -522,6 +523,8 @@ impl ClientService {
                         .filter(|r| r != crate::engine::state::MEMBER)
                         .collect(),
                     muted_until: s.muted_at(u, now),
+                    read_up_to: None,
+                    delivered_up_to: None,
                 })
                 .collect();
             let roles: Vec<(String, Permissions)> =
@@ -535,6 +538,19 @@ impl ClientService {
                 r.engine().digest(),
             )
         };
+        // Receipts are shown in direct rooms only (a read per member of a
+        // big room would cost a lookup each).
+        let mut members = members;
+        if f.direct_with.is_some() {
+            let store = &self.inner.store;
+            for m in &mut members {
+                m.read_up_to = store.read_position(room, &m.user).map_err(internal)?;
+                if m.user.node() != &self.node_id() {
+                    m.delivered_up_to =
+                        store.delivered_position(room, &m.user).map_err(internal)?;
+                }
+            }
+        }
         Ok(Response::Room(RoomDetail {
             summary: self.summary_of(room, user, f),
             members,

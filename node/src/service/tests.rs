@@ -26,6 +26,7 @@ impl Fixture {
                 registration: Registration::Open,
                 max_upload_bytes: 1 << 20,
                 messages_per_minute: 1000,
+                welcome_bot: false,
             },
         )
         .unwrap();

@@ -15,11 +15,19 @@
 //! |-----------------------------------------------|----------|
 //! | blocker localpart 0x00 blocked user id text   | —        |
 //!
+//! | key (tree `user_notices`)                     | value    |
+//! |-----------------------------------------------|----------|
+//! | localpart 0x00 id(BE)                         | notice (bincode) |
+//!
+//! | key (tree `room_greetings`)                   | value    |
+//! |-----------------------------------------------|----------|
+//! | room localpart                                | ts(BE) (the welcome bot greeted them there) |
+//!
 //! An idempotency key is written in the same batch as the event it names
 //! ([`super::Room::note`]), so after a crash either both exist or neither:
 //! a resend never posts twice and never finds a key without its event.
 
-use confab_wire::client::{ReactionCount, TimelineItem};
+use confab_wire::client::{Notice, ReactionCount, TimelineItem};
 use confab_wire::event::EventKind;
 use confab_wire::{EventId, RoomId, UserId};
 
@@ -199,6 +207,84 @@ impl Store {
             .contains_key(k)
             .map_err(store_err("read block"))
     }
+}
+
+impl Store {
+    fn notices_tree(&self) -> Result<sled::Tree> {
+        self.db
+            .open_tree("user_notices")
+            .map_err(store_err("open notices"))
+    }
+
+    /// Keeps a note for the local user `localpart` (applied; durable after
+    /// [`Store::wait_durable`]).
+    pub fn add_notice(
+        &self,
+        localpart: &str,
+        room: &RoomId,
+        from: &str,
+        body: &str,
+        ts: u64,
+    ) -> Result<Notice> {
+        let id = self.db.generate_id().map_err(store_err("new notice id"))?;
+        let n = Notice {
+            id,
+            room: *room,
+            from: from.to_string(),
+            ts,
+            body: body.to_string(),
+        };
+        self.notices_tree()?
+            .insert(notice_key(localpart, id), super::encode("notice", &n)?)
+            .map_err(store_err("write notice"))?;
+        Ok(n)
+    }
+
+    /// The local user's notes, oldest first.
+    pub fn notices(&self, localpart: &str) -> Result<Vec<Notice>> {
+        let mut prefix = localpart.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.notices_tree()?.scan_prefix(prefix) {
+            let (_, v) = item.map_err(store_err("scan notices"))?;
+            out.push(super::decode("notice", &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Drops one of the local user's notes; false if they had none with
+    /// that id.
+    pub fn dismiss_notice(&self, localpart: &str, id: u64) -> Result<bool> {
+        Ok(self
+            .notices_tree()?
+            .remove(notice_key(localpart, id))
+            .map_err(store_err("drop notice"))?
+            .is_some())
+    }
+
+    /// Marks that the welcome bot greeted the local user in `room`; false
+    /// if it had already (so a user is greeted once per room, rejoins
+    /// included).
+    pub fn first_greeting(&self, room: &RoomId, localpart: &str, ts: u64) -> Result<bool> {
+        let t = self
+            .db
+            .open_tree("room_greetings")
+            .map_err(store_err("open greetings"))?;
+        let mut k = room.as_bytes().to_vec();
+        k.extend_from_slice(localpart.as_bytes());
+        Ok(
+            t.compare_and_swap(k, None as Option<&[u8]>, Some(&ts.to_be_bytes()[..]))
+                .map_err(store_err("write greeting"))?
+                .is_ok(),
+        )
+    }
+}
+
+fn notice_key(localpart: &str, id: u64) -> Vec<u8> {
+    let mut k = localpart.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
 }
 
 /// A user's report of a message, for the node's admins.

@@ -16,10 +16,12 @@
 //! | `U` node len localpart ts(BE) event              | room    |
 //! | `W` term 0x00 max_ts(BE) first_event             | room, [(ts, event)] |
 //! | `P` room node len localpart                      | depth(BE) event |
+//! | `Q` room node len localpart                      | depth(BE) event (a remote member's node holds the direct room up to it) |
 //! | `A` blob room                                    | — (a message in the room attaches the blob) |
 
 use std::collections::BTreeMap;
 
+use confab_wire::client::MessageVersion;
 use confab_wire::event::{Content, EventKind};
 use confab_wire::{EventId, RoomId, UserId, VerifiedEvent};
 
@@ -32,6 +34,7 @@ pub(crate) const P_THREAD: u8 = b'T';
 pub(crate) const P_MENTION: u8 = b'U';
 pub(crate) const P_WORD: u8 = b'W';
 pub(crate) const P_READ: u8 = b'P';
+pub(crate) const P_DELIVERED: u8 = b'Q';
 pub(crate) const P_INVITE: u8 = b'I';
 pub(crate) const P_ATTACHED: u8 = b'A';
 
@@ -298,6 +301,39 @@ impl Store {
         Ok(out)
     }
 
+    /// Every version of an accepted, not deleted message, the original
+    /// first, then its accepted edits in order; `None` if there is no such
+    /// message.
+    pub fn message_versions(&self, id: &EventId) -> Result<Option<Vec<MessageVersion>>> {
+        let Some(rec) = super::history::read_record(&self.data, id)? else {
+            return Ok(None);
+        };
+        let Some(Content::Message(m)) = record_content(&rec) else {
+            return Ok(None);
+        };
+        if !rec.verdict.is_accepted() || !matches!(rec.meta.kind, EventKind::Message) {
+            return Ok(None);
+        }
+        let mut out = vec![MessageVersion {
+            event: *id,
+            sender: rec.meta.author.clone(),
+            ts: rec.meta.ts,
+            body: m.body,
+        }];
+        for (edit, body) in self.edit_history(id)? {
+            let Some((meta, _)) = self.meta_of(&edit)? else {
+                continue;
+            };
+            out.push(MessageVersion {
+                event: edit,
+                sender: meta.author,
+                ts: meta.ts,
+                body,
+            });
+        }
+        Ok(Some(out))
+    }
+
     fn visible(&self, id: &EventId) -> Result<bool> {
         Ok(self.message_view(id)?.is_some_and(|v| v.deleted.is_none()))
     }
@@ -378,10 +414,25 @@ impl Store {
 
     /// Sets a user's read position in a room (only forwards).
     pub fn mark_read(&self, room: &RoomId, user: &UserId, event: &EventId) -> Result<()> {
+        self.move_place(P_READ, room, user, event)
+    }
+
+    /// Records that a remote user's node holds a direct room up to `event`
+    /// (only forwards).
+    pub fn mark_delivered(&self, room: &RoomId, user: &UserId, event: &EventId) -> Result<()> {
+        self.move_place(P_DELIVERED, room, user, event)
+    }
+
+    /// The newest event a user's node is known to hold in a direct room.
+    pub fn delivered_position(&self, room: &RoomId, user: &UserId) -> Result<Option<EventId>> {
+        self.place_event(P_DELIVERED, room, user)
+    }
+
+    fn move_place(&self, prefix: u8, room: &RoomId, user: &UserId, event: &EventId) -> Result<()> {
         let Some((meta, _)) = self.meta_of(event)? else {
             return Err(crate::error::Error::NotFound { what: "event" });
         };
-        let k = key(P_READ, &[room.as_bytes(), &user_key(user)]);
+        let k = key(prefix, &[room.as_bytes(), &user_key(user)]);
         let mut v = Vec::with_capacity(40);
         v.extend_from_slice(&meta.depth.to_be_bytes());
         v.extend_from_slice(event.as_bytes());
@@ -410,7 +461,11 @@ impl Store {
 
     /// The user's read position in a room.
     pub fn read_position(&self, room: &RoomId, user: &UserId) -> Result<Option<EventId>> {
-        let k = key(P_READ, &[room.as_bytes(), &user_key(user)]);
+        self.place_event(P_READ, room, user)
+    }
+
+    fn place_event(&self, prefix: u8, room: &RoomId, user: &UserId) -> Result<Option<EventId>> {
+        let k = key(prefix, &[room.as_bytes(), &user_key(user)]);
         Ok(self
             .data
             .get(k)
