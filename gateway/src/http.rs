@@ -446,10 +446,7 @@ async fn ready(AxumState(state): AxumState<Arc<State>>) -> Response {
 
 async fn metrics(AxumState(state): AxumState<Arc<State>>) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::TEXT_FORMAT)],
         crate::metrics::render(&state.registry),
     )
         .into_response()

@@ -78,7 +78,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Ok(s) if !s.is_empty() => EnvFilter::try_new(s).context("RUST_LOG")?,
         _ => EnvFilter::try_new(&config.log.level).context("log.level")?,
     };
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log.json {
         logs.json().init();
     } else {

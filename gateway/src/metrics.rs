@@ -132,9 +132,75 @@ impl GatewayMetrics {
     }
 }
 
-/// The registry as Prometheus text.
+/// The content type of [`render`]'s output.
+pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The registry in the classic Prometheus text format (0.0.4), which every
+/// Prometheus scrapes and `promtool check metrics` reads.
 pub fn render(registry: &Registry) -> String {
-    let mut out = String::new();
-    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    let mut open = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut open, registry);
+    classic_text(&open)
+}
+
+/// OpenMetrics text (what prometheus-client writes) as classic text: a
+/// counter's HELP and TYPE name its `_total` samples, and there are no
+/// `# UNIT` or `# EOF` lines.
+pub fn classic_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut help: Option<&str> = None;
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            if let Some(h) = help.replace(rest) {
+                push_line(&mut out, &format!("# HELP {h}"));
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let name = if kind == "counter" && !name.ends_with("_total") {
+                format!("{name}_total")
+            } else {
+                name.to_string()
+            };
+            if let Some(h) = help.take() {
+                let text = h.split_once(' ').map_or("", |(_, t)| t);
+                push_line(&mut out, &format!("# HELP {name} {text}"));
+            }
+            push_line(&mut out, &format!("# TYPE {name} {kind}"));
+            continue;
+        }
+        if let Some(h) = help.take() {
+            push_line(&mut out, &format!("# HELP {h}"));
+        }
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        push_line(&mut out, line);
+    }
+    if let Some(h) = help {
+        push_line(&mut out, &format!("# HELP {h}"));
+    }
     out
+}
+
+fn push_line(out: &mut String, line: &str) {
+    out.push_str(line);
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod classic_tests {
+    use super::classic_text;
+
+    #[test]
+    fn counters_are_named_by_their_samples() {
+        let open = "# HELP x_events Events.\n# TYPE x_events counter\nx_events_total 3\n\
+                    # HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n# EOF\n";
+        assert_eq!(
+            classic_text(open),
+            "# HELP x_events_total Events.\n# TYPE x_events_total counter\nx_events_total 3\n\
+             # HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n"
+        );
+    }
 }

@@ -373,7 +373,9 @@ async fn handle(
         // the asking socket gets only the reply (PROTOCOL.md §3).
         state.sessions.set_signing_out(sid, true);
     }
-    let result = state.link.request(sid, random_trace(), token, body).await;
+    let trace = random_trace();
+    tracing::debug!(%trace, session = sid.0, request = p.kind, "request to the node");
+    let result = state.link.request(sid, trace, token, body).await;
     if signing_out {
         state.sessions.set_signing_out(sid, false);
     }

@@ -645,7 +645,14 @@ export class Client {
       await this.openRoom(room);
     }
     const t = s.timeline(room);
-    if (!t.items.some((i) => i.id === event)) {
+    /** The item to show: the message, or the root of its thread. */
+    let target = event;
+    const known = t.items.find((i) => i.id === event);
+    if (known?.thread_root) {
+      target = known.thread_root;
+      s.emit('open-thread', { room, root: known.thread_root });
+    }
+    if (!known) {
       t.loading = 'initial';
       s.emit('timeline', room);
       try {
@@ -658,7 +665,7 @@ export class Client {
         const hit = page.items.find((i) => i.id === event);
         // A thread reply is shown in its thread.
         if (hit && hit.thread_root) {
-          t.highlight = hit.thread_root;
+          target = hit.thread_root;
           s.emit('open-thread', { room, root: hit.thread_root });
         }
       } catch (e) {
@@ -668,9 +675,11 @@ export class Client {
         t.loading = 'none';
       }
     }
-    if (!t.highlight) t.highlight = event;
+    // A view that is not listening yet (the room is being built) scrolls to
+    // the highlight when it first positions itself.
+    t.highlight = target;
     s.emit('timeline', room);
-    s.emit('jump', { room, event: t.highlight });
+    s.emit('jump', { room, event: target });
   }
 
   /** @param {string} room */

@@ -110,7 +110,7 @@ impl Node {
             .expect("lock")
             .post(&self.key, author, room, kind, &content, now_ms())
             .expect("post");
-        self.fed.publish(*room, ev.signed());
+        self.fed.publish(*room, ev.signed(), None);
         ev.id()
     }
 
@@ -263,7 +263,7 @@ async fn latency(rate: u64, secs: u64) -> (f64, f64, f64, usize) {
     let collector = {
         let got = got.clone();
         tokio::spawn(async move {
-            while let Ok((_, ev)) = arrivals.recv().await {
+            while let Ok((_, ev, _)) = arrivals.recv().await {
                 let at = Instant::now();
                 if let Ok(v) = ev.verify() {
                     got.lock().expect("lock").push((v.id(), at));

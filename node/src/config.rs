@@ -48,6 +48,21 @@ pub struct NodeConfig {
     pub metrics: MetricsConfig,
     /// `[welcome_bot]`: the bot that greets new users.
     pub welcome_bot: WelcomeBotConfig,
+    /// `[admin]`: how `confabctl` reaches the node.
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Serve the admin protocol on `<data_dir>/admin.sock` (mode 0600: only
+    /// the node's OS user, and root, can connect).
+    pub socket: bool,
+    /// UDP address of the admin QUIC endpoint; it runs only when `keys`
+    /// lists at least one admin key.
+    pub listen: SocketAddr,
+    /// Admin keys (`confabctl id --key FILE` prints one) allowed over QUIC.
+    pub keys: Vec<NodeId>,
 }
 
 /// `[node]`.
@@ -204,6 +219,11 @@ impl Default for NodeConfig {
                 listen: loopback(9100),
             },
             welcome_bot: WelcomeBotConfig { enabled: true },
+            admin: AdminConfig {
+                socket: true,
+                listen: loopback(9300),
+                keys: Vec::new(),
+            },
         }
     }
 }
@@ -248,6 +268,15 @@ mod file {
         pub(super) log: Log,
         pub(super) metrics: Metrics,
         pub(super) welcome_bot: WelcomeBot,
+        pub(super) admin: Admin,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    pub(super) struct Admin {
+        pub(super) socket: bool,
+        pub(super) listen: String,
+        pub(super) keys: Vec<String>,
     }
 
     #[derive(Deserialize)]
@@ -365,6 +394,11 @@ mod file {
                 welcome_bot: WelcomeBot {
                     enabled: d.welcome_bot.enabled,
                 },
+                admin: Admin {
+                    socket: d.admin.socket,
+                    listen: d.admin.listen.to_string(),
+                    keys: Vec::new(),
+                },
             }
         }
     }
@@ -388,6 +422,7 @@ mod file {
         Log => log,
         Metrics => metrics,
         WelcomeBot => welcome_bot,
+        Admin => admin,
     );
 }
 
@@ -452,11 +487,18 @@ impl Checker<'_> {
             welcome_bot: WelcomeBotConfig {
                 enabled: raw.welcome_bot.enabled,
             },
+            admin: AdminConfig {
+                socket: raw.admin.socket,
+                listen: self.socket_addr("admin.listen", &raw.admin.listen)?,
+                keys: self.node_ids("admin.keys", &raw.admin.keys)?,
+            },
         };
-        // Both are TCP listeners in this process.
+        // Both are TCP listeners in this process (port 0 picks a free one
+        // for each).
         if config.gateway.enabled
             && config.metrics.enabled
             && config.gateway.listen == config.metrics.listen
+            && config.metrics.listen.port() != 0
         {
             return Err(self.err(
                 "metrics.listen",

@@ -15,6 +15,15 @@ pub enum Error {
     /// The key file or the TLS configuration (see `confab_wire::endpoint`).
     #[error(transparent)]
     Endpoint(#[from] confab_wire::endpoint::EndpointError),
+    /// A part of the node could not start.
+    #[error("cannot {what}: {source}")]
+    Startup {
+        /// What was being started.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A file or directory could not be read, written or created.
     #[error("{}: {source}", path.display())]
     Io {

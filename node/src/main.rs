@@ -11,20 +11,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::sync::{Arc, Mutex};
 
 use confab_node::config::NodeConfig;
-use confab_node::federation::driver::Federation;
-use confab_node::federation::replica::NodeRooms;
 use confab_node::identity::NodeIdentity;
-use confab_node::local;
-use confab_node::service::transport::ClientEndpoint;
-use confab_node::service::transport::InProcess;
-use confab_node::service::{ClientService, ServiceSettings};
-use confab_node::store::Store;
-use confab_node::tls::PinSet;
+use confab_node::{local, runner};
 use confab_wire::event::Visibility;
-use confab_wire::{EventId, NodeKey, RoomId, UserId};
+use confab_wire::{EventId, RoomId, UserId};
 use tracing_subscriber::EnvFilter;
 
 /// Runs a Confab node.
@@ -144,12 +136,12 @@ fn offline(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
         let existed = NodeIdentity::key_path(&config.node.data_dir).exists();
         let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
         if !existed {
-            drop(open_store(&config)?);
+            drop(runner::open_store(&config)?);
         }
         println!("{}", key.node_id());
         return Ok(());
     }
-    let (key, store) = open_node(&config)?;
+    let (key, store) = runner::open_node(&config)?;
     let user = |name: &str| {
         UserId::new(key.node_id(), name).with_context(|| format!("user name {name:?}"))
     };
@@ -208,142 +200,37 @@ fn offline(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The node key (made on first start) and the store. A new store beside an
-/// old key means the data was lost: the store is marked recovering.
-fn open_node(config: &NodeConfig) -> anyhow::Result<(NodeKey, Store)> {
-    let key_existed = NodeIdentity::key_path(&config.node.data_dir).exists();
-    let key = NodeIdentity::load_or_create(&config.node.data_dir)?;
-    let store = open_store(config)?;
-    if key_existed && store.is_fresh() {
-        // The key outlived the data: this node's rooms and its own events
-        // must come back from peers before it may post again.
-        tracing::warn!("the store is new but the key is not: recovering rooms from peers");
-        store.set_recovering(true)?;
-        store.wait_durable()?;
-    }
-    Ok((key, store))
-}
-
-fn open_store(config: &NodeConfig) -> anyhow::Result<Store> {
-    let path = config.node.data_dir.join("db");
-    Store::open(&path).with_context(|| {
-        format!(
-            "cannot open the store at {} (is the node running? stop it first)",
-            path.display()
-        )
-    })
-}
-
 async fn run(config: Option<PathBuf>) -> anyhow::Result<()> {
     let config = NodeConfig::load(config.as_deref())?;
     init_logging(&config)?;
-    let (key, store) = open_node(&config)?;
-    tracing::info!(rooms = store.rooms()?.len(), "store open");
-    let pins: PinSet = config.federation.peers.iter().map(|p| p.node).collect();
-    let rooms = Arc::new(Mutex::new(NodeRooms::open(store, key.node_id())?));
-    let mut registry = prometheus_client::registry::Registry::default();
-    rooms
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .metrics()
-        .register(&mut registry);
-    let ops = confab_node::ops::Ops::new(registry);
-    let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ops_addr = if config.metrics.enabled {
-        let stop = async {
-            let _ = ops_stopped.await;
-        };
-        Some(
-            ops.clone()
-                .serve(config.metrics.listen, stop)
-                .await
-                .with_context(|| {
-                    format!("cannot bind metrics endpoint {}", config.metrics.listen)
-                })?,
-        )
-    } else {
-        None
-    };
-    let federation = Federation::start(
-        key.clone(),
-        &config.node.name,
-        config.federation.listen,
-        pins,
-        rooms.clone(),
-    )
-    .with_context(|| {
-        format!(
-            "cannot bind federation endpoint {}",
-            config.federation.listen
-        )
-    })?;
-    let addr = federation.local_addr()?;
-    let service = ClientService::new(
-        key.clone(),
-        &config.node.name,
-        rooms.clone(),
-        ServiceSettings::from_config(&config),
-    )?;
-    service.set_federation(
-        federation.clone(),
-        config.federation.peers.iter().map(|p| p.node),
+    let node = runner::start(&config).await?;
+    println!("confab-node {} ({})", config.node.name, node.node);
+    println!(
+        "  federation: quic://{} (ALPN confab-fed/1)",
+        node.federation_addr
     );
-    let gateway_pins: PinSet = config.client.gateways.iter().copied().collect();
-    let client =
-        ClientEndpoint::start(service.clone(), &key, config.client.listen, gateway_pins)
-            .with_context(|| format!("cannot bind client endpoint {}", config.client.listen))?;
-    let client_addr = client.local_addr()?;
-    let gateway = if config.gateway.enabled {
-        let mut gw = confab_gateway::config::GatewayConfig::default();
-        gw.gateway.name = "in-process".into();
-        gw.gateway.listen = config.gateway.listen;
-        gw.limits.max_connections_per_user = config.gateway.max_connections_per_user;
-        gw.limits.requests_per_minute = config.gateway.requests_per_minute;
-        gw.log.level.clone_from(&config.log.level);
-        let g = confab_gateway::Gateway::start(gw, InProcess(service.clone()))
-            .await
-            .with_context(|| format!("cannot start the gateway on {}", config.gateway.listen))?;
-        Some(g)
-    } else {
-        None
-    };
-    for peer in &config.federation.peers {
-        match tokio::net::lookup_host(&peer.addr).await {
-            Ok(mut addrs) => match addrs.next() {
-                Some(a) => federation.connect(peer.node, a),
-                None => tracing::warn!(addr = %peer.addr, "peer address resolves to nothing"),
-            },
-            Err(e) => tracing::warn!(addr = %peer.addr, error = %e, "cannot resolve peer address"),
-        }
-    }
-    tracing::info!(
-        node = %key.node_id(),
-        name = %config.node.name,
-        federation = %addr,
-        peers = config.federation.peers.len(),
-        "node started"
+    println!(
+        "  gateways:   quic://{} (ALPN confab-client/1)",
+        node.client_addr
     );
-    println!("confab-node {} ({})", config.node.name, key.node_id());
-    println!("  federation: quic://{addr} (ALPN confab-fed/1)");
-    println!("  gateways:   quic://{client_addr} (ALPN confab-client/1)");
-    if let Some(g) = &gateway {
-        println!("  web:        http://{}/", g.local_addr());
+    if let Some(a) = node.web_addr {
+        println!("  web:        http://{a}/");
     }
     println!("  data:       {}", config.node.data_dir.display());
-    if let Some(a) = ops_addr {
+    if let Some(p) = &node.admin_socket {
+        println!("  admin:      {} (confabctl)", p.display());
+    }
+    if let Some(a) = node.admin_addr {
+        println!("  admin:      quic://{a} (ALPN confab-admin/1)");
+    }
+    if let Some(a) = node.ops_addr {
         println!("  metrics:    http://{a}/metrics (and /health/live, /health/ready)");
     }
-    ops.set_ready(true);
-
     shutdown_signal().await;
     tracing::info!("shutting down");
-    ops.set_ready(false);
-    if let Some(g) = gateway {
-        g.shutdown().await;
+    if node.shutdown().await {
+        tracing::info!("stopped");
     }
-    client.shutdown().await;
-    federation.shutdown().await;
-    let _ = stop_ops.send(());
     Ok(())
 }
 
@@ -366,7 +253,10 @@ fn init_logging(config: &NodeConfig) -> anyhow::Result<()> {
         Ok(s) if !s.is_empty() => EnvFilter::try_new(s).context("RUST_LOG")?,
         _ => EnvFilter::try_new(&config.log.level).context("log.level")?,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stderr; stdout carries what the node prints for people.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log.json {
         builder.json().init();
     } else {

@@ -5,6 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// A reason label (`refused:bad_signature`, `rejected:muted`, …).
@@ -75,11 +76,100 @@ impl FederationMetrics {
     }
 }
 
-/// The text exposition of a registry.
-pub fn render(registry: &Registry) -> String {
-    let mut out = String::new();
-    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
-        out.clear();
+/// Storage metrics: group commit sizes and latencies. Cloning shares them.
+#[derive(Clone, Debug)]
+pub struct StoreMetrics {
+    /// Writes made durable by one flush (the group commit's batch size).
+    pub flush_batch: Histogram,
+    /// Seconds one flush of the database takes.
+    pub flush_seconds: Histogram,
+    /// Seconds a writer waits until its write is durable.
+    pub durable_wait_seconds: Histogram,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        StoreMetrics {
+            flush_batch: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            durable_wait_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+        }
     }
-    out
+}
+
+impl StoreMetrics {
+    /// Registers every metric under `confab_store_`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("confab_store");
+        r.register(
+            "flush_batch",
+            "Writes made durable by one flush (group commit batch size)",
+            self.flush_batch.clone(),
+        );
+        r.register(
+            "flush_seconds",
+            "Time one flush of the database takes",
+            self.flush_seconds.clone(),
+        );
+        r.register(
+            "durable_wait_seconds",
+            "Time a writer waits until its write is durable",
+            self.durable_wait_seconds.clone(),
+        );
+    }
+}
+
+/// The node's own gauges, refreshed every few seconds. Cloning shares them.
+#[derive(Clone, Debug, Default)]
+pub struct NodeMetrics {
+    /// Rooms held.
+    pub rooms: Gauge,
+    /// Rooms where the node is catching up with its own chain.
+    pub rooms_catching_up: Gauge,
+    /// Local accounts.
+    pub users: Gauge,
+    /// Gateways connected.
+    pub gateways: Gauge,
+    /// Browser sessions across the gateways.
+    pub sessions: Gauge,
+    /// Events of shared rooms a peer has not reported holding.
+    pub peer_lag: Family<PeerLabel, Gauge>,
+    /// Bytes the store takes on disk.
+    pub storage_bytes: Gauge,
+}
+
+impl NodeMetrics {
+    /// Registers every metric under `confab_node_`.
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("confab_node");
+        r.register("rooms", "Rooms this node holds", self.rooms.clone());
+        r.register(
+            "rooms_catching_up",
+            "Rooms where this node waits to hear its own latest events from peers before posting",
+            self.rooms_catching_up.clone(),
+        );
+        r.register("users", "Local accounts", self.users.clone());
+        r.register("gateways", "Gateways connected", self.gateways.clone());
+        r.register(
+            "sessions",
+            "Browser sessions across the connected gateways",
+            self.sessions.clone(),
+        );
+        r.register(
+            "peer_lag_events",
+            "Events of shared rooms this node holds that the peer has not reported holding",
+            self.peer_lag.clone(),
+        );
+        r.register(
+            "storage_bytes",
+            "Bytes the store takes on disk",
+            self.storage_bytes.clone(),
+        );
+    }
+}
+
+/// The text exposition of a registry, in the classic Prometheus format
+/// (see [`confab_gateway::metrics::render`]).
+pub fn render(registry: &Registry) -> String {
+    confab_gateway::metrics::render(registry)
 }

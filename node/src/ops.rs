@@ -71,10 +71,7 @@ impl Ops {
 
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, confab_gateway::metrics::TEXT_FORMAT)],
         crate::metrics::render(&ops.registry),
     )
 }

@@ -194,7 +194,7 @@ async fn a_sigkilled_node_process_restarts_and_converges() {
             .unwrap()
             .post(&t_key, &owner, &room, kind, &content, now_ms())
             .unwrap();
-        t.publish(room, ev.signed());
+        t.publish(room, ev.signed(), None);
     };
     for p in [&a, &b] {
         post(

@@ -64,7 +64,7 @@ impl TestNode {
         let ev = self
             .rooms()
             .post(&self.key, author, room, kind, &content, now_ms())?;
-        self.fed.publish(*room, ev.signed());
+        self.fed.publish(*room, ev.signed(), None);
         Ok(ev.id())
     }
 

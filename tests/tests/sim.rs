@@ -223,7 +223,7 @@ fn run(seed: u64) {
             for (r, ev) in effects.accepted {
                 for (p, s) in node.peers.iter_mut() {
                     if *p != ids[from] {
-                        s.push(r, ev.clone());
+                        s.push(r, ev.clone(), None);
                     }
                 }
             }
@@ -379,7 +379,7 @@ fn run(seed: u64) {
                     next_restart = now;
                 }
                 for s in node.peers.values_mut() {
-                    s.push(room, ev.signed().clone());
+                    s.push(room, ev.signed().clone(), None);
                 }
             }
         }

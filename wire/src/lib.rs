@@ -8,12 +8,16 @@
 //! - Signing and verification ([`NodeKey`], [`SignedEvent`],
 //!   [`VerifiedEvent`]) with domain-separated tags and `verify_strict`.
 //! - Framing ([`Frame`], [`FrameDecoder`]) and the messages of the federation
-//!   ([`FedMessage`]) and client ([`ClientMessage`]) protocols.
+//!   ([`FedMessage`]), client ([`ClientMessage`]) and admin
+//!   ([`admin::AdminMessage`]) protocols, and the backup file format
+//!   ([`backup`]).
 //!
 //! Every decoder is total: malformed, truncated or oversized input gives an
 //! [`Error`], never a panic, and lengths are checked before allocating.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod admin;
+pub mod backup;
 pub mod client;
 pub mod codec;
 #[cfg(feature = "endpoint")]

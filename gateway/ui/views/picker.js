@@ -34,7 +34,9 @@ export function pickEmoji(anchor) {
     let chosen = null;
     const dialog = h('dialog', { class: 'picker', testid: 'emoji-picker', 'aria-label': 'Choose a reaction' });
     const search = h('input', { type: 'search', class: 'picker-search', testid: 'emoji-search', placeholder: 'Search emoji', 'aria-label': 'Search emoji', autocomplete: 'off' });
-    const grid = h('div', { class: 'picker-grid', role: 'grid', 'aria-label': 'Emoji' });
+    // A group of buttons with arrow-key movement: a grid role would need
+    // rows and cells, which buttons in a wrapping flow are not.
+    const grid = h('div', { class: 'picker-grid', role: 'group', 'aria-label': 'Emoji' });
     /** @type {HTMLButtonElement[]} */
     let buttons = [];
     const render = () => {
@@ -50,7 +52,6 @@ export function pickEmoji(anchor) {
           class: 'picker-emoji',
           testid: 'emoji-option',
           'data-emoji': e,
-          role: 'gridcell',
           tabindex: i === 0 ? 0 : -1,
           'aria-label': EMOJI.find(([x]) => x === e)?.[1].split(' ')[0] ?? e,
           text: e,

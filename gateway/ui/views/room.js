@@ -14,7 +14,7 @@ import { settingsDialog, userPickerDialog } from './dialogs.js';
 
 /**
  * @param {Ctx} ctx @param {string} room
- * @returns {{el: HTMLElement, focus: () => void, destroy: () => void}}
+ * @returns {{room: string, el: HTMLElement, focus: () => void, destroy: () => void}}
  */
 export function roomView(ctx, room) {
   const s = ctx.store;
@@ -194,6 +194,7 @@ export function roomView(ctx, room) {
   renderTyping();
 
   return {
+    room,
     el,
     focus: () => comp.focus(),
     destroy: () => {

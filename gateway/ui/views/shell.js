@@ -26,7 +26,7 @@ export function renderShell(root, client) {
   const scrim = h('div', { class: 'scrim', 'aria-hidden': 'true' });
   const shell = h('div', { class: 'shell', testid: 'app-shell', 'data-user': s.me ?? '' });
 
-  /** @type {{el: HTMLElement, focus: () => void, destroy: () => void}|null} */
+  /** @type {ReturnType<typeof roomView>|null} */
   let current = null;
   /** @type {{el: HTMLElement, focus: () => void, destroy: () => void}|null} */
   let panel = null;
@@ -94,7 +94,9 @@ export function renderShell(root, client) {
   const route = () => {
     const m = /^#\/room\/(.+)$/.exec(location.hash);
     const room = m ? decodeURIComponent(m[1]) : null;
-    if (room === s.current && current) return;
+    // The view on screen decides, not the stored current room: a jump to
+    // another room marks it current before this runs.
+    if (current && current.room === room) return;
     current?.destroy();
     current = null;
     if (panelSpec && panelSpec.kind !== 'mentions' && !(panelSpec.kind === 'search' && !panelSpec.room)) openPanel(null);
@@ -107,7 +109,9 @@ export function renderShell(root, client) {
     current = roomView(ctx, room);
     replace(main, current.el);
     setDrawer(false);
-    client.openRoom(room);
+    // A jump opened it already (with the message to show); opening again
+    // would forget that message.
+    if (s.current !== room) client.openRoom(room);
     if (!NARROW.matches || document.activeElement === document.body) current.focus();
   };
   window.addEventListener('hashchange', route);

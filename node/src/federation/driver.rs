@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use confab_wire::fed::{Ephemeral, FED_ALPN, OriginHead};
+use confab_wire::fed::{Ephemeral, FED_ALPN, OriginHead, TraceId};
 use confab_wire::{
     BlobId, FedMessage, FrameDecoder, NodeId, NodeKey, RoomId, SignedEvent, VerifiedEvent,
 };
@@ -52,7 +52,7 @@ pub const DEFAULT_MAX_BLOB: u64 = 25 * 1024 * 1024;
 /// What a connection task is asked to do.
 #[derive(Debug)]
 enum Command {
-    Push(RoomId, SignedEvent),
+    Push(RoomId, SignedEvent, Option<TraceId>),
     Ephemeral(Ephemeral),
     RequestBlob(BlobId),
     Close(&'static str),
@@ -75,7 +75,7 @@ struct Shared {
     peers: Mutex<HashMap<NodeId, mpsc::Sender<Command>>>,
     /// Turns true once on shutdown; every task watches it.
     stopping: tokio::sync::watch::Sender<bool>,
-    events: broadcast::Sender<(RoomId, SignedEvent)>,
+    events: broadcast::Sender<(RoomId, SignedEvent, Option<TraceId>)>,
     ephemeral: broadcast::Sender<Ephemeral>,
     fetches: Mutex<HashMap<BlobId, Fetching>>,
     max_blob: AtomicU64,
@@ -83,6 +83,8 @@ struct Shared {
     views: Mutex<HashMap<(NodeId, RoomId), Vec<OriginHead>>>,
     /// Peers refused for now (connections closed, redials skipped).
     blocked: Mutex<std::collections::HashSet<NodeId>>,
+    /// The keys the endpoint accepts (shared with its TLS configs).
+    pins: PinSet,
 }
 
 /// A node's federation: its endpoint, its peers' connection tasks, and the
@@ -98,7 +100,7 @@ pub struct Federation {
 #[derive(Debug)]
 enum Inbound {
     Message(FedMessage),
-    Events(RoomId),
+    Events(RoomId, Option<TraceId>),
 }
 
 type Verification = tokio::task::JoinHandle<Vec<confab_wire::Result<VerifiedEvent>>>;
@@ -116,6 +118,7 @@ impl Federation {
         pins: PinSet,
         rooms: Arc<Mutex<NodeRooms>>,
     ) -> Result<Federation> {
+        let pins_kept = pins.clone();
         let server = tls::server_config(&key, pins.clone(), &[FED_ALPN])?;
         let mut endpoint = quinn::Endpoint::server(server, listen).map_err(|e| Error::Io {
             path: listen.to_string().into(),
@@ -141,6 +144,7 @@ impl Federation {
                 max_blob: AtomicU64::new(DEFAULT_MAX_BLOB),
                 blocked: Mutex::new(std::collections::HashSet::new()),
                 views: Mutex::new(HashMap::new()),
+                pins: pins_kept,
             }),
             endpoint,
         };
@@ -181,7 +185,7 @@ impl Federation {
 
     /// Events accepted from peers (durable), as they come. A subscriber
     /// that lags loses the oldest (and reads them from the store).
-    pub fn subscribe(&self) -> broadcast::Receiver<(RoomId, SignedEvent)> {
+    pub fn subscribe(&self) -> broadcast::Receiver<(RoomId, SignedEvent, Option<TraceId>)> {
         self.shared.events.subscribe()
     }
 
@@ -204,6 +208,16 @@ impl Federation {
     /// Takes `peer` again.
     pub fn unblock(&self, peer: &NodeId) {
         lock(&self.shared.blocked).remove(peer);
+    }
+
+    /// Accepts `peer`'s key from now on (a peer added at run time).
+    pub fn pin(&self, peer: NodeId) {
+        self.shared.pins.insert(peer);
+    }
+
+    /// No longer accepts `peer`'s key (a removed peer).
+    pub fn unpin(&self, peer: &NodeId) {
+        self.shared.pins.remove(peer);
     }
 
     fn is_blocked(&self, peer: &NodeId) -> bool {
@@ -298,11 +312,15 @@ impl Federation {
 
     /// Sends a new local event to the connected peers that take part in
     /// the room. Call without holding the rooms lock.
-    pub fn publish(&self, room: RoomId, event: &SignedEvent) {
+    /// `trace` follows the event to the peers' logs.
+    pub fn publish(&self, room: RoomId, event: &SignedEvent, trace: Option<TraceId>) {
         let to = lock(&self.shared.rooms).room_peers(&room);
+        if let Some(t) = trace {
+            tracing::debug!(trace = %t, %room, event = %event.id(), peers = to.len(), "event to peers");
+        }
         for p in self.senders(&to) {
             // A full queue drops the push; anti-entropy delivers it later.
-            let _ = p.try_send(Command::Push(room, event.clone()));
+            let _ = p.try_send(Command::Push(room, event.clone(), trace));
         }
     }
 
@@ -311,7 +329,7 @@ impl Federation {
     /// peer). The peer decides what to keep.
     pub fn push_to(&self, peer: NodeId, room: RoomId, event: SignedEvent) {
         for p in self.senders(&[peer]) {
-            let _ = p.try_send(Command::Push(room, event.clone()));
+            let _ = p.try_send(Command::Push(room, event.clone(), None));
         }
     }
 
@@ -500,7 +518,7 @@ impl Federation {
                                     verifying.push_back(tokio::task::spawn_blocking(move || {
                                         sync::verify_batch(events)
                                     }));
-                                    inbound.push_back(Inbound::Events(batch.room));
+                                    inbound.push_back(Inbound::Events(batch.room, batch.trace));
                                 }
                                 Ok(msg) => inbound.push_back(Inbound::Message(msg)),
                                 Err(e) => tracing::debug!(peer = %peer.short(), error = %e, "skipping a frame"),
@@ -525,7 +543,7 @@ impl Federation {
                     verified.push_back(result.unwrap_or_default());
                 }
                 Some(cmd) = commands.recv() => match cmd {
-                    Command::Push(room, ev) => machine.push(room, ev),
+                    Command::Push(room, ev, trace) => machine.push(room, ev, trace),
                     Command::Ephemeral(e) => machine.send_ephemeral(e),
                     Command::RequestBlob(blob) => machine.request_blob(blob, 0),
                     Command::Close(reason) => {
@@ -540,16 +558,17 @@ impl Federation {
                 _ = stopping.changed() => break,
             }
             // Batches whose signatures are checked, in order.
-            while matches!(inbound.front(), Some(Inbound::Events(_))) && !verified.is_empty() {
-                let (Some(Inbound::Events(room)), Some(results)) =
+            while matches!(inbound.front(), Some(Inbound::Events(..))) && !verified.is_empty() {
+                let (Some(Inbound::Events(room, trace)), Some(results)) =
                     (inbound.pop_front(), verified.pop_front())
                 else {
                     break;
                 };
-                let effects = {
+                let mut effects = {
                     let mut rooms = lock(&self.shared.rooms);
                     machine.handle_events(now_ms(), room, results, &mut *rooms)
                 };
+                effects.trace = trace;
                 self.act(&peer, &mut machine, effects);
                 while let Some(Inbound::Message(_)) = inbound.front() {
                     if let Some(Inbound::Message(msg)) = inbound.pop_front() {
@@ -594,6 +613,9 @@ impl Federation {
     /// them and the peer's signals, and moves blob fetches along.
     fn act(&self, from: &NodeId, machine: &mut PeerSync, effects: Effects) {
         if !effects.accepted.is_empty() {
+            if let Some(t) = effects.trace {
+                tracing::debug!(trace = %t, peer = %from.short(), events = effects.accepted.len(), "events accepted from a peer");
+            }
             self.shared
                 .metrics
                 .events_accepted
@@ -613,9 +635,9 @@ impl Federation {
                     .map(|v| v.iter().filter(|p| *p != from).copied().collect())
                     .unwrap_or_default();
                 for p in self.senders(&to) {
-                    let _ = p.try_send(Command::Push(room, ev.clone()));
+                    let _ = p.try_send(Command::Push(room, ev.clone(), effects.trace));
                 }
-                let _ = self.shared.events.send((room, ev));
+                let _ = self.shared.events.send((room, ev, effects.trace));
             }
         }
         for e in effects.ephemeral {

@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use confab_wire::fed::{
     BlobChunk, BlobRequest, Ephemeral, EventBatch, FED_PROTOCOL_VERSION, FedError, FedErrorCode,
-    GetEvents, Hello, MAX_BATCH_EVENTS, MAX_GET_EVENTS, OriginHead, OriginSince, VersionVector,
-    Want,
+    GetEvents, Hello, MAX_BATCH_EVENTS, MAX_GET_EVENTS, OriginHead, OriginSince, TraceId,
+    VersionVector, Want,
 };
 use confab_wire::{BlobId, EventId, FedMessage, NodeId, RoomId, SignedEvent, VerifiedEvent};
 
@@ -110,6 +110,9 @@ pub struct Effects {
     pub accepted: Vec<(RoomId, SignedEvent)>,
     /// Ephemeral signals from the peer.
     pub ephemeral: Vec<Ephemeral>,
+    /// The trace id of the frame the accepted events came in, if the
+    /// sender traced it (a user's request on its node).
+    pub trace: Option<TraceId>,
     /// Pieces of blobs this node asked for.
     pub blob_chunks: Vec<BlobChunk>,
     /// Blobs the peer said it does not hold.
@@ -123,7 +126,7 @@ pub struct PeerSync {
     peer: NodeId,
     version: Option<u16>,
     outbox: VecDeque<FedMessage>,
-    pushes: BTreeMap<RoomId, Vec<SignedEvent>>,
+    pushes: BTreeMap<RoomId, (Vec<SignedEvent>, Option<TraceId>)>,
     wanting: BTreeSet<RoomId>,
     next_anti_entropy: u64,
     bad_window_start: u64,
@@ -216,10 +219,15 @@ impl PeerSync {
         self.closed.get_or_insert(reason);
     }
 
-    /// Queues a new local or newly accepted event for the peer.
-    pub fn push(&mut self, room: RoomId, event: SignedEvent) {
+    /// Queues a new local or newly accepted event for the peer, with the
+    /// trace id of the request that made it (kept for its batch).
+    pub fn push(&mut self, room: RoomId, event: SignedEvent, trace: Option<TraceId>) {
         if self.closed.is_none() {
-            self.pushes.entry(room).or_default().push(event);
+            let (events, t) = self.pushes.entry(room).or_default();
+            events.push(event);
+            if t.is_none() {
+                *t = trace;
+            }
         }
     }
 
@@ -232,8 +240,8 @@ impl PeerSync {
             return None;
         }
         let room = *self.pushes.keys().next()?;
-        let events = self.pushes.remove(&room)?;
-        let mut batches = batches(room, events);
+        let (events, trace) = self.pushes.remove(&room)?;
+        let mut batches = batches(room, events, trace);
         let first = batches.pop_front();
         self.outbox.extend(batches);
         first
@@ -320,10 +328,14 @@ impl PeerSync {
                 if rooms.has_room(&g.room) && rooms.shared_rooms(&self.peer).contains(&g.room) =>
             {
                 let events = rooms.events_by_id(&g.room, &g.ids);
-                self.outbox.extend(batches(g.room, events));
+                self.outbox.extend(batches(g.room, events, None));
             }
             FedMessage::Events(batch) => {
-                return self.handle_events(now, batch.room, verify_batch(batch.events), rooms);
+                let trace = batch.trace;
+                let mut effects =
+                    self.handle_events(now, batch.room, verify_batch(batch.events), rooms);
+                effects.trace = trace;
+                return effects;
             }
             // A node speaks only for its own users, in rooms they are in.
             FedMessage::Ephemeral(e) if rooms.accepts_ephemeral(&self.peer, &e) => {
@@ -538,7 +550,7 @@ impl PeerSync {
         // every branch reaches every node.
         events.extend(rooms.fork_twins(&w.room, &w.since));
         events.extend(rooms.events_after(&w.room, &w.since, limit));
-        self.outbox.extend(batches(w.room, events));
+        self.outbox.extend(batches(w.room, events, None));
         // The vector closes the answer: the asker looks again.
         self.outbox
             .push_back(FedMessage::VersionVector(VersionVector {
@@ -549,7 +561,7 @@ impl PeerSync {
 }
 
 /// Splits events into frames that respect the count and byte limits.
-fn batches(room: RoomId, events: Vec<SignedEvent>) -> VecDeque<FedMessage> {
+fn batches(room: RoomId, events: Vec<SignedEvent>, trace: Option<TraceId>) -> VecDeque<FedMessage> {
     let mut out = VecDeque::new();
     let mut current: Vec<SignedEvent> = Vec::new();
     let mut bytes = 0;
@@ -560,7 +572,7 @@ fn batches(room: RoomId, events: Vec<SignedEvent>) -> VecDeque<FedMessage> {
         {
             out.push_back(FedMessage::Events(EventBatch {
                 room,
-                trace: None,
+                trace,
                 events: std::mem::take(&mut current),
             }));
             bytes = 0;
@@ -571,7 +583,7 @@ fn batches(room: RoomId, events: Vec<SignedEvent>) -> VecDeque<FedMessage> {
     if !current.is_empty() {
         out.push_back(FedMessage::Events(EventBatch {
             room,
-            trace: None,
+            trace,
             events: current,
         }));
     }

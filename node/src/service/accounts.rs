@@ -87,6 +87,12 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Checks the password rules, then hashes it.
+pub fn hash_password_checked(password: &str) -> Result<String, ClientError> {
+    check_password(password)?;
+    hash_password(password)
+}
+
 fn check_password(password: &str) -> Result<(), ClientError> {
     let chars = password.chars().count();
     if chars < PASSWORD_MIN {
@@ -187,6 +193,39 @@ impl Accounts {
             ));
         }
         self.start(&user, now)
+    }
+
+    /// Creates an account for an admin (no login is started); `conflict`
+    /// if the name is taken.
+    pub fn create(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: Option<&str>,
+        now: u64,
+    ) -> Result<UserId, ClientError> {
+        let user = self.user(username)?;
+        let account = Account {
+            localpart: user.localpart().to_string(),
+            password_hash: hash_password_checked(password)?,
+            display_name: display_name
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .unwrap_or(user.localpart())
+                .to_string(),
+            avatar: None,
+            status: String::new(),
+            disabled: false,
+            created: now,
+        };
+        if !self.store.create_account(&account).map_err(internal)? {
+            return Err(error(
+                ErrorCode::Conflict,
+                format!("the name {username:?} is taken"),
+            ));
+        }
+        self.store.wait_durable().map_err(internal)?;
+        Ok(user)
     }
 
     /// Makes an invite code good for `uses` registrations until `expires`

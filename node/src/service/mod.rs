@@ -10,6 +10,8 @@
 //! revocations) go to the gateways' queues ([`hub`]).
 
 pub mod accounts;
+pub mod admin;
+pub mod admin_link;
 pub mod hub;
 pub mod messages;
 pub mod notes;
@@ -45,6 +47,8 @@ pub const UPLOADS_MAX: usize = 64;
 pub const UPLOAD_IDLE_MS: u64 = 10 * 60 * 1000;
 /// How often local users' presence is repeated to peers.
 pub const PRESENCE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often the node's gauges are refreshed.
+pub const METRICS_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most events replayed to a resuming session; further behind, it reloads.
 pub const CATCH_UP_MAX: usize = 2000;
 
@@ -110,6 +114,10 @@ struct Inner {
     next_upload: std::sync::atomic::AtomicU64,
     /// Nodes whose users may be invited: the configured peers.
     known_nodes: RwLock<HashSet<NodeId>>,
+    /// The peers and their addresses (config file and admin changes).
+    peer_addrs: RwLock<std::collections::BTreeMap<NodeId, String>>,
+    /// Gauges refreshed every few seconds, once registered.
+    metrics: OnceLock<crate::metrics::NodeMetrics>,
     /// Unread and mention counts (see [`unread`]).
     counts: Mutex<unread::CountCache>,
     /// Room summaries waiting to be pushed, merged (see
@@ -246,6 +254,8 @@ impl ClientService {
                 uploads: Mutex::new(HashMap::new()),
                 next_upload: std::sync::atomic::AtomicU64::new(1),
                 known_nodes: RwLock::new(HashSet::new()),
+                peer_addrs: RwLock::new(std::collections::BTreeMap::new()),
+                metrics: OnceLock::new(),
                 counts: Mutex::new(HashMap::new()),
                 pending_summaries: Mutex::new(HashSet::new()),
             }),
@@ -271,10 +281,10 @@ impl ClientService {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 match events.recv().await {
-                    Ok((room, ev)) => {
+                    Ok((room, ev, trace)) => {
                         let s = svc.clone();
                         let _ = tokio::task::spawn_blocking(move || {
-                            s.announce(room, &ev, None);
+                            s.announce(room, &ev, trace);
                             s.acknowledge_delivery(&room, &ev);
                         })
                         .await;
@@ -289,6 +299,15 @@ impl ClientService {
                     }
                     Err(RecvError::Closed) => return,
                 }
+            }
+        });
+        let svc = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(METRICS_REFRESH);
+            loop {
+                tick.tick().await;
+                let s = svc.clone();
+                let _ = tokio::task::spawn_blocking(move || s.refresh_metrics()).await;
             }
         });
         let svc = self.clone();
@@ -314,6 +333,88 @@ impl ClientService {
 
     fn federation(&self) -> Option<&Federation> {
         self.inner.federation.get()
+    }
+
+    /// Registers the node's gauges (rooms, users, gateways, sessions, peer
+    /// lag, storage), refreshed every [`METRICS_REFRESH`].
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        let m = crate::metrics::NodeMetrics::default();
+        m.register(registry);
+        let _ = self.inner.metrics.set(m);
+    }
+
+    fn refresh_metrics(&self) {
+        let Some(m) = self.inner.metrics.get() else {
+            return;
+        };
+        let (rooms, catching_up, shared) = {
+            let r = self.rooms();
+            let shared: Vec<(RoomId, Vec<NodeId>)> =
+                r.rooms().map(|(id, _)| (*id, r.room_peers(id))).collect();
+            (r.rooms().count(), r.catching_up(), shared)
+        };
+        m.rooms.set(rooms as i64);
+        m.rooms_catching_up.set(catching_up as i64);
+        let (gateways, sessions) = self.connections();
+        m.gateways.set(gateways as i64);
+        m.sessions.set(sessions as i64);
+        if let Ok(n) = self.inner.store.account_count() {
+            m.users.set(n as i64);
+        }
+        if let Ok(n) = self.inner.store.size_on_disk() {
+            m.storage_bytes.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        if let Some(fed) = self.federation() {
+            for (peer, _) in self.peers() {
+                let lag: u64 = shared
+                    .iter()
+                    .filter(|(_, p)| p.contains(&peer))
+                    .filter_map(|(room, _)| fed.lag(&peer, room))
+                    .sum();
+                m.peer_lag
+                    .get_or_create(&crate::metrics::PeerLabel { peer: peer.short() })
+                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    /// The peers with their addresses.
+    pub fn peers(&self) -> Vec<(NodeId, String)> {
+        self.inner
+            .peer_addrs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(n, a)| (*n, a.clone()))
+            .collect()
+    }
+
+    /// Adds (or readdresses) a peer: its users may be invited.
+    pub fn add_peer(&self, node: NodeId, addr: String) {
+        self.inner
+            .peer_addrs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node, addr);
+        self.inner
+            .known_nodes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node);
+    }
+
+    /// Forgets a peer.
+    pub fn remove_peer(&self, node: &NodeId) {
+        self.inner
+            .peer_addrs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(node);
+        self.inner
+            .known_nodes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(node);
     }
 
     /// The node's id.
@@ -733,7 +834,7 @@ impl ClientService {
         let id = ev.id();
         let signed = ev.into_signed();
         if let Some(fed) = self.federation() {
-            fed.publish(*room, &signed);
+            fed.publish(*room, &signed, Some(trace));
         }
         self.announce(*room, &signed, Some(trace));
         Ok(id)
@@ -767,6 +868,9 @@ impl ClientService {
             _ => {}
         }
         let gateways = lock(&self.inner.hub).room_gateways(&room);
+        if let Some(t) = trace {
+            tracing::debug!(trace = %t, %room, event = %id, gateways = gateways.len(), "event to gateways");
+        }
         if !gateways.is_empty() {
             let mut items: Vec<TimelineItem> = item.into_iter().collect();
             if let Some(target) = changed_target(&header.kind, ev) {

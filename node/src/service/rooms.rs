@@ -368,6 +368,10 @@ impl ClientService {
         let room = ev.room();
         self.rooms().create_room(&ev).map_err(node_error)?;
         self.announce(room, ev.signed(), Some(trace));
+        if !direct {
+            self.apply_node_roles(&room, user, trace);
+            self.grant_node_roles(user, &room, trace);
+        }
         let mut invitees: Vec<UserId> = direct_with.into_iter().collect();
         invitees.extend(invite);
         invitees.dedup();
@@ -455,6 +459,7 @@ impl ClientService {
         )?;
         // The room's other nodes may not have heard of this user before.
         self.announce_presence(user);
+        self.grant_node_roles(user, room, trace);
         self.greet(user, room);
         Ok(Response::Done)
     }

@@ -2,6 +2,9 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::metrics::StoreMetrics;
 
 use crate::error::{Error, Result};
 
@@ -23,21 +26,29 @@ struct State {
 pub struct Flusher {
     shared: Arc<(Mutex<State>, Condvar)>,
     thread: Option<JoinHandle<()>>,
+    metrics: StoreMetrics,
 }
 
 impl Flusher {
     pub(crate) fn start(db: sled::Db) -> Flusher {
         let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let s = shared.clone();
+        let metrics = StoreMetrics::default();
+        let m = metrics.clone();
         let thread = std::thread::Builder::new()
             .name("confab-flush".into())
-            .spawn(move || run(db, s))
+            .spawn(move || run(db, s, m))
             .ok();
-        Flusher { shared, thread }
+        Flusher {
+            shared,
+            thread,
+            metrics,
+        }
     }
 
     /// Blocks until everything applied before the call is durable.
     pub fn wait(&self) -> Result<()> {
+        let started = Instant::now();
         let (lock, cv) = &*self.shared;
         let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
         if self.thread.is_none() {
@@ -51,12 +62,20 @@ impl Flusher {
         while st.durable < ticket && st.failed.is_none() {
             st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
         }
+        self.metrics
+            .durable_wait_seconds
+            .observe(started.elapsed().as_secs_f64());
         match &st.failed {
             Some(reason) if st.durable < ticket => Err(Error::Flush {
                 reason: reason.clone(),
             }),
             _ => Ok(()),
         }
+    }
+
+    /// The storage metrics (shared by clones).
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
     }
 
     /// (flushes done, tickets served): their ratio is the mean group size.
@@ -80,10 +99,10 @@ impl Drop for Flusher {
     }
 }
 
-fn run(db: sled::Db, shared: Arc<(Mutex<State>, Condvar)>) {
+fn run(db: sled::Db, shared: Arc<(Mutex<State>, Condvar)>, metrics: StoreMetrics) {
     let (lock, cv) = &*shared;
     loop {
-        let target = {
+        let (target, from) = {
             let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
             while st.requested == st.durable && !st.stopping {
                 st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -91,11 +110,16 @@ fn run(db: sled::Db, shared: Arc<(Mutex<State>, Condvar)>) {
             if st.requested == st.durable && st.stopping {
                 return;
             }
-            st.requested
+            (st.requested, st.durable)
         };
         // Every ticket up to `target` was taken after its write was
         // applied, so this flush covers them all.
+        let started = Instant::now();
         let result = db.flush();
+        metrics
+            .flush_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics.flush_batch.observe((target - from) as f64);
         let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(_) => {

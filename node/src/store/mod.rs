@@ -29,6 +29,7 @@
 //! file system honouring the write order. See the README.
 
 pub mod accounts;
+pub mod admin;
 pub mod blobs;
 pub mod client;
 mod flush;
@@ -117,10 +118,43 @@ pub struct Store {
     flusher: Arc<Flusher>,
 }
 
+/// How long an open waits for a lock sled's own threads still hold.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// True if sled could not take the directory lock (`EWOULDBLOCK`).
+fn lock_contended(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.get_ref().is_some_and(|inner| {
+                    let t = inner.to_string();
+                    t.contains("WouldBlock") || t.contains("could not acquire lock")
+                })
+        }
+        _ => false,
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`, checking the schema version.
     pub fn open(dir: &Path) -> Result<Store> {
-        Self::with_config(sled::Config::new().path(dir))
+        // sled 0.34 releases its directory lock from a background thread
+        // after the last handle drops (sled issues #1234, #1289): an open
+        // right after a close can find it still taken for a moment. A lock
+        // held longer than the wait belongs to another process.
+        let mut wait = std::time::Duration::from_millis(5);
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match Self::with_config(sled::Config::new().path(dir)) {
+                Err(Error::Store { ref source, .. })
+                    if lock_contended(source) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A store in a temporary directory removed on drop (tests, benches).
@@ -243,6 +277,11 @@ impl Store {
             return Ok(());
         }
         self.flusher.wait()
+    }
+
+    /// Registers the storage metrics (flush batch sizes and latencies).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.flusher.metrics().register(registry);
     }
 
     /// The flusher, for its statistics.
