@@ -73,8 +73,8 @@ pub(crate) struct Cli {
 
     /// Connect over QUIC to the node's admin address instead of the socket
     /// (needs --node-id and --key).
-    #[arg(long, global = true, value_name = "HOST:PORT", value_parser = parse_host_port)]
-    pub(crate) node: Option<String>,
+    #[arg(long = "node", global = true, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    pub(crate) node_addr: Option<String>,
 
     /// The id of the node at --node (`confab-node id` prints it): only that
     /// key is accepted.
@@ -82,8 +82,8 @@ pub(crate) struct Cli {
     pub(crate) node_id: Option<NodeId>,
 
     /// Your admin key file, for --node (and for `id`).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub(crate) key: Option<PathBuf>,
+    #[arg(long = "key", global = true, value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
 
     /// What to do.
     #[command(subcommand)]
@@ -718,7 +718,7 @@ mod tests {
         assert!(cli.json);
         assert_eq!(cli.socket, PathBuf::from("/x/admin.sock"));
         let cli = parse(&["id", "--key", "k"]).unwrap();
-        assert_eq!(cli.key, Some(PathBuf::from("k")));
+        assert_eq!(cli.key_file, Some(PathBuf::from("k")));
         let cli = parse(&["completions", "zsh"]).unwrap();
         assert!(matches!(cli.command, Command::Completions { .. }));
     }

@@ -167,7 +167,7 @@ fn run(cli: &Cli, p: &Printer) -> Result<()> {
 
 /// Where to connect: `--node` (with `--node-id` and `--key`) or the socket.
 fn target(cli: &Cli) -> Result<Target> {
-    match (&cli.node, cli.node_id, &cli.key) {
+    match (&cli.node_addr, cli.node_id, &cli.key_file) {
         (Some(addr), Some(node), Some(key)) => Ok(Target::Quic {
             addr: addr.clone(),
             node,
@@ -367,7 +367,7 @@ fn backup_path(cli: &Cli) -> &Path {
 
 /// `id --key FILE`: the admin key's id, making the key if it is missing.
 fn id(cli: &Cli, p: &Printer) -> Result<()> {
-    let Some(path) = &cli.key else {
+    let Some(path) = &cli.key_file else {
         return Err(Failure::usage(
             "`confabctl id` needs --key FILE: the file that holds (or will hold) your admin key, \
              like ~/.config/confab/admin.key",

@@ -24,7 +24,7 @@ let chrome;
 /** @type {string[]} */
 const problems = [];
 let passed = 0;
-const TESTS = 8;
+const TESTS = 10;
 
 /** Alice's page (node alpha). @type {import('playwright-core').Page} */
 let alice;
@@ -321,6 +321,19 @@ test('an edit and a deletion reach the other node', () => guarded('edit-delete',
   const edited = byId(bob, id);
   await edited.getByTestId('message-edited').waitFor();
   assert.equal((await edited.getByTestId('message-body').textContent())?.trim(), 'The launch is on Wednesday. (edited)');
+  // Earlier versions are for the author and moderators: Bob sees a label,
+  // Alice (the room's owner) a button that opens them.
+  assert.equal(await edited.getByTestId('message-edited').evaluate((el) => el.tagName), 'SPAN', 'no history for Bob');
+  await byId(alice, id).getByTestId('message-edited').click();
+  const history = alice.getByTestId('edit-history-dialog');
+  await history.getByTestId('edit-version').nth(1).waitFor();
+  const versions = (await history.getByTestId('edit-version').locator('.msg-body').allTextContents()).map((t) => t.trim());
+  assert.deepEqual(versions, ['The launch is on Tuesday.', 'The launch is on Wednesday.']);
+  await history.getByTestId('edit-version').first().getByText('Original').waitFor();
+  await shot(alice, '05a-edit-history');
+  await noSeriousA11y(alice, 'the edit history');
+  await history.getByTestId('dialog-close').click();
+  await history.waitFor({ state: 'detached' });
 
   const oops = await sendConfirmed(alice, 'Oops, this was meant for another room.');
   await byId(bob, oops).filter({ hasText: 'Oops' }).waitFor();
@@ -475,4 +488,47 @@ test('blocking folds away the blocked person’s messages, and unblocking brings
   assert.equal(await bob.getByTestId('timeline').getByText('Message from a blocked user.').count(), 0, 'nothing folded any more');
   await shot(bob, '14-unblocked');
   await bob.getByTestId('panel-close').click();
+}));
+
+test('the welcome bot greets Bob on his first join, for his eyes only, until he dismisses it', () => guarded('welcome', async () => {
+  await openRoom(bob, ROOM);
+  const note = bob.getByTestId('notice');
+  await note.filter({ hasText: `Welcome to ${ROOM}, bob!` }).waitFor();
+  for (const part of ['Mentions', 'Threads', 'Reactions', 'Only you can see this note.']) await note.getByText(part, { exact: false }).first().waitFor();
+  await note.getByText('Only visible to you').waitFor();
+  await shot(bob, '15-welcome-note');
+  await noSeriousA11y(bob, 'the welcome note');
+  // Alice created the room: no tour for her, and never Bob's.
+  await openRoom(alice, ROOM);
+  assert.equal(await alice.getByTestId('notice').count(), 0, 'Alice sees no note');
+  // Dismissed, it stays gone across a reload.
+  await note.getByTestId('notice-dismiss').click();
+  await note.waitFor({ state: 'detached' });
+  await bob.reload();
+  await openRoom(bob, ROOM);
+  await bob.getByTestId('message').first().waitFor();
+  assert.equal(await bob.getByTestId('notice').count(), 0, 'the note is gone for good');
+}));
+
+test('a direct message shows Delivered once the other node has it, then Read', () => guarded('receipts', async () => {
+  await alice.getByTestId('new-dm-button').click();
+  await alice.getByTestId('user-search-input').fill(bobId);
+  await alice.getByTestId('user-search-result').and(alice.locator(`[data-user="${bobId}"]`)).click();
+  await alice.getByTestId('user-picker-dialog').waitFor({ state: 'hidden' });
+  await alice.getByTestId('room-item').and(alice.locator('[data-direct="true"]')).waitFor();
+  const text = 'Just between us: the budget is approved.';
+  await sendConfirmed(alice, text);
+  const mark = alice.getByTestId('read-mark');
+  // Bob has not even accepted yet, but his node holds the conversation.
+  await mark.and(alice.locator('[data-state="delivered"]')).filter({ hasText: 'Delivered' }).waitFor();
+  await shot(alice, '16-delivered');
+  await bob.getByTestId('invite-item').filter({ hasText: 'alice' }).getByTestId('invite-accept').click();
+  await message(bob, text).waitFor();
+  // Bob reads it: Alice's mark turns to Read, live.
+  await mark.and(alice.locator('[data-state="read"]')).filter({ hasText: 'Read' }).waitFor();
+  await shot(alice, '17-read');
+  // And stays so after a reload (the position is kept by Alice's node).
+  await alice.reload();
+  await alice.getByTestId('room-item').and(alice.locator('[data-direct="true"]')).click();
+  await alice.getByTestId('read-mark').and(alice.locator('[data-state="read"]')).waitFor();
 }));

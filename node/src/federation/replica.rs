@@ -464,6 +464,17 @@ impl Rooms for NodeRooms {
             return false;
         }
         match &e.room {
+            // "Delivered" comes from the node of an invitee too: a direct
+            // conversation starts as an invitation.
+            Some(room) if matches!(e.signal, confab_wire::fed::Signal::Delivered(_)) => {
+                self.rooms.get(room).is_some_and(|r| {
+                    matches!(
+                        r.engine().state().membership(&e.user),
+                        crate::engine::Membership::Joined { .. }
+                            | crate::engine::Membership::Invited
+                    )
+                })
+            }
             Some(room) => self
                 .rooms
                 .get(room)

@@ -1120,6 +1120,7 @@ impl AdminService {
                 ("pins", int(s.pins.len())),
                 ("events", int(e.len())),
                 ("accepted", int(s.accepted)),
+                ("rejected", int(e.len().saturating_sub(s.accepted))),
                 ("peers", Cell::text(peers.join(" "))),
                 ("digest", Cell::text(hex(&e.digest()))),
                 ("may_post", Cell::Bool(rooms.may_post(room))),

@@ -189,7 +189,14 @@ impl ClientService {
             if !s.direct {
                 return;
             }
-            s.joined().filter(|u| u.node() == &me).cloned().collect()
+            // An invitee's node holds the room's events too.
+            s.members
+                .iter()
+                .filter(|(u, m)| {
+                    u.node() == &me && matches!(m, Membership::Joined { .. } | Membership::Invited)
+                })
+                .map(|(u, _)| u.clone())
+                .collect()
         };
         let Some(fed) = self.federation() else { return };
         for user in locals {
