@@ -135,6 +135,8 @@ where
     let mut last_heard = Instant::now();
     let mut stopping = state.stopping.subscribe();
     let max_frame = state.config.limits.max_ws_message_bytes as usize;
+    // Requests of this socket still being answered (a stop waits for them).
+    let in_flight = Arc::new(InFlight::default());
     loop {
         tokio::select! {
             frame = stream.next() => {
@@ -160,7 +162,7 @@ where
                         too_large(&mut sink, &mut stream).await;
                         break;
                     }
-                    Message::Text(t) => on_text(&state, sid, ip, t.as_str()),
+                    Message::Text(t) => on_text(&state, sid, ip, t.as_str(), &in_flight),
                     Message::Binary(_) => {
                         let _ = sink.send(close(1003, "binary")).await;
                         break;
@@ -196,6 +198,35 @@ where
                 }
             }
             _ = stopping.changed() => {
+                // No new requests; the answers to those in flight still go
+                // out (for a bounded time), then the socket closes.
+                let drain = async {
+                    loop {
+                        // A reply is queued before its request stops
+                        // counting, so at zero every reply is in `out`.
+                        let idle = in_flight.done.notified();
+                        if in_flight.n.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                            while let Ok(Outgoing::Text(t)) = out.try_recv() {
+                                if sink.send(Message::Text(Utf8Bytes::from(t.as_ref()))).await.is_err() {
+                                    return;
+                                }
+                            }
+                            return;
+                        }
+                        tokio::select! {
+                            o = out.recv() => match o {
+                                Some(Outgoing::Text(t)) => {
+                                    if sink.send(Message::Text(Utf8Bytes::from(t.as_ref()))).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                _ => return,
+                            },
+                            () = idle => {}
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(DRAIN_MAX, drain).await;
                 let _ = sink.send(close(1001, "going_away")).await;
                 break;
             }
@@ -210,7 +241,17 @@ where
     state.link.notify(sid, Request::EndSession);
 }
 
-fn on_text(state: &Arc<State>, sid: SessionId, ip: IpAddr, text: &str) {
+/// How long a stopping gateway waits for a socket's requests in flight.
+const DRAIN_MAX: Duration = Duration::from_secs(3);
+
+/// A socket's requests being answered.
+#[derive(Debug, Default)]
+struct InFlight {
+    n: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+fn on_text(state: &Arc<State>, sid: SessionId, ip: IpAddr, text: &str, in_flight: &Arc<InFlight>) {
     let parsed = match requests::parse(text) {
         Ok(p) => p,
         Err((id, r)) => {
@@ -220,6 +261,10 @@ fn on_text(state: &Arc<State>, sid: SessionId, ip: IpAddr, text: &str) {
         }
     };
     let state = state.clone();
+    let in_flight = in_flight.clone();
+    in_flight
+        .n
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     tokio::spawn(async move {
         let started = Instant::now();
         let kind = parsed.kind;
@@ -246,6 +291,10 @@ fn on_text(state: &Arc<State>, sid: SessionId, ip: IpAddr, text: &str) {
                 );
             }
         }
+        in_flight
+            .n
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        in_flight.done.notify_waiters();
     });
 }
 

@@ -1084,10 +1084,18 @@ export class Client {
     const r = s.rooms.get(room);
     const mentioned = !!(s.me && item.mentions?.includes(s.me));
     const direct = !!r?.direct_with;
-    if (level === 'none' || (level === 'mentions' && !mentioned && !direct)) return;
-    if (!mentioned && !direct) return;
+    // A reply in a thread this user started.
+    const root = item.thread_root ? s.timelines.get(room)?.byId.get(item.thread_root) : undefined;
+    const myThread = !!root && root.author === s.me;
+    // "mentions" (the default) also covers DMs and replies to one's threads;
+    // "all" every message; "none" nothing.
+    if (level === 'none' || (level === 'mentions' && !mentioned && !direct && !myThread)) return;
     if (!document.hidden && s.current === room) return;
-    const title = direct ? s.displayName(item.author) : `${s.displayName(item.author)} in ${s.roomName(room)}`;
+    const title = direct
+      ? s.displayName(item.author)
+      : myThread && !mentioned
+        ? `${s.displayName(item.author)} replied to your thread in ${s.roomName(room)}`
+        : `${s.displayName(item.author)} in ${s.roomName(room)}`;
     const body = (item.body ?? '').slice(0, 140) || 'Sent an attachment';
     if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
       const n = new Notification(title, { body, tag: room });

@@ -455,7 +455,7 @@ export function settingsDialog(ctx, room) {
     const level = h(
       'select',
       { testid: 'settings-notify' },
-      ['all', 'mentions', 'none'].map((v) => h('option', { value: v, selected: roomNotifyLevel(room) === v, text: v === 'all' ? 'All messages' : v === 'mentions' ? 'Mentions and direct messages' : 'Nothing' })),
+      ['all', 'mentions', 'none'].map((v) => h('option', { value: v, selected: roomNotifyLevel(room) === v, text: v === 'all' ? 'All messages' : v === 'mentions' ? 'Mentions, direct messages and replies to my threads' : 'Nothing' })),
     );
     level.addEventListener('change', () => setRoomNotifyLevel(room, /** @type {'all'|'mentions'|'none'} */ (level.value)));
     const err = formError();
