@@ -104,7 +104,13 @@ impl Failure {
 
     /// A file or directory operation failed; names the path.
     pub(crate) fn io(action: &str, path: &Path, e: &std::io::Error) -> Failure {
-        Failure::internal(format!("cannot {action} {}: {e}", path.display()))
+        let message = format!("cannot {action} {}: {e}", path.display());
+        match e.kind() {
+            // A mistyped path is the user's to fix (exit 3), not a fault.
+            std::io::ErrorKind::NotFound => Failure::new(Kind::NotFound, message),
+            std::io::ErrorKind::PermissionDenied => Failure::new(Kind::Forbidden, message),
+            _ => Failure::internal(message),
+        }
     }
 }
 

@@ -52,9 +52,19 @@ fn main() -> ExitCode {
         Err(e) => {
             // Help and version go to stdout with 0; usage errors exit 2.
             if e.use_stderr() && std::env::args_os().any(|a| a == "--json") {
+                // The first paragraph, on one line: a missing-arguments
+                // error names them on the lines after its first.
                 let rendered = e.render().to_string();
-                let first = rendered.lines().next().unwrap_or_default();
-                let message = first.strip_prefix("error: ").unwrap_or(first);
+                let first = rendered
+                    .split("\n\n")
+                    .next()
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let message = first.strip_prefix("error: ").unwrap_or(&first);
                 Printer { json: true }.line(&output::json_error(&Failure::usage(message)));
             }
             e.exit();

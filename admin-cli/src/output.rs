@@ -245,31 +245,7 @@ pub(crate) fn size(bytes: u64) -> String {
 
 /// Milliseconds since the epoch as UTC `YYYY-MM-DD HH:MM:SS`.
 pub(crate) fn format_time(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (y, m, d) = civil_from_days(secs / 86_400);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shift the epoch to 0000-03-01, so leap days end each 400-year era.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+    confab_wire::admin::format_utc(ms)
 }
 
 #[cfg(test)]
@@ -434,7 +410,11 @@ mod tests {
         // Every day of four centuries round-trips through a day counter.
         let mut expect = (1970, 1, 1);
         for day in 0..146_097 {
-            assert_eq!(civil_from_days(day), expect, "day {day}");
+            assert_eq!(
+                confab_wire::admin::civil_from_days(day),
+                expect,
+                "day {day}"
+            );
             let (y, m, d) = expect;
             let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
             let len = match m {

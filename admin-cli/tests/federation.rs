@@ -227,6 +227,16 @@ async fn a_backup_taken_under_load_restores_and_catches_up_before_posting() {
     config.node.data_dir = restored.clone();
     let mut a2 = Node::start_with("a2", config).await;
     assert_eq!(a2.id, a.id, "the restore is the same node");
+    // It came back on another address: B's operator says where.
+    let moved = b
+        .ctl(&[
+            "peer",
+            "add",
+            &a2.id.to_string(),
+            &a2.federation.to_string(),
+        ])
+        .await;
+    assert_eq!(moved.code, 0, "{moved:?}");
     // It catches up with its own chain from B before it posts: until then
     // the room refuses local posts; afterwards they are accepted.
     until("A is level with B", || async {

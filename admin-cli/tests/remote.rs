@@ -1,5 +1,6 @@
 //! confabctl over QUIC: an admin key pinned in the node's `[admin] keys`
-//! is let in and named in the audit log; any other key is refused.
+//! is let in and named in the audit log; any other key is refused. And
+//! settings changed by `config set` survive a restart of the node.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -90,4 +91,42 @@ async fn a_pinned_admin_key_reaches_the_node_over_quic_and_no_other_does() {
     .await;
     assert_eq!(wrong.code, 6, "{wrong:?}");
     node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_settings_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), "r", &[]).await;
+    assert_eq!(
+        node.ctl(&["config", "set", "welcome_bot", "off"])
+            .await
+            .code,
+        0
+    );
+    assert_eq!(
+        node.ctl(&["config", "set", "max_upload_bytes", "2MiB"])
+            .await
+            .code,
+        0
+    );
+    let config = node.config.clone();
+    node.stop().await;
+    // The same data directory, in the same process: the stopped node let
+    // go of its store.
+    let mut again = Node::start_with("r", config).await;
+    let got = again.json(&["config", "get"]).await;
+    let value = |k: &str| {
+        got.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == k)
+            .map(|r| r["value"].clone())
+    };
+    assert_eq!(value("welcome_bot"), Some("off".into()), "{got}");
+    assert_eq!(
+        value("max_upload_bytes"),
+        Some((2u64 << 20).to_string().into()),
+        "{got}"
+    );
+    again.stop().await;
 }

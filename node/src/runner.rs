@@ -90,6 +90,7 @@ pub struct Running {
     gateway: Option<confab_gateway::Gateway>,
     client: ClientEndpoint,
     federation: Federation,
+    service: ClientService,
     store: Store,
 }
 
@@ -243,6 +244,7 @@ pub async fn start(config: &NodeConfig) -> Result<Running> {
         gateway,
         client,
         federation,
+        service,
         store,
     })
 }
@@ -260,6 +262,7 @@ impl Running {
             gateway,
             client,
             federation,
+            service,
             store,
             ..
         } = self;
@@ -270,6 +273,7 @@ impl Running {
                 g.shutdown().await;
             }
             client.shutdown().await;
+            service.shutdown();
             // Requests still running finish on the blocking pool; what
             // they wrote is made durable before the peers are told.
             let flushed = tokio::task::spawn_blocking(move || store.wait_durable()).await;

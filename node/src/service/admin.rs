@@ -328,6 +328,25 @@ impl AdminService {
                 self.role_grant(room.as_ref(), user, role, false, act_as, trace)
             }
             AdminCommand::Moderate { room, action } => {
+                // A mute is for someone in the room (the room's rules take
+                // one of anyone; a ban may well come first, to keep them
+                // out; a kick of a non-member the rules refuse).
+                if let Moderation::Mute { target, .. } = action {
+                    let present = self.svc.rooms().room(room).is_some_and(|r| {
+                        matches!(
+                            r.engine().state().membership(target),
+                            Membership::Joined { .. } | Membership::Invited
+                        )
+                    });
+                    if !present && self.svc.rooms().room(room).is_some() {
+                        return Err(fail(
+                            AdminErrorCode::NotFound,
+                            format!(
+                                "{target} is not a member of {room} (`confabctl room show` lists them)"
+                            ),
+                        ));
+                    }
+                }
                 let actor = self.acting(room, needs(action), act_as)?;
                 let what = describe_moderation(action);
                 let ev = self.event_of(self.svc.moderate(&actor, room, action.clone(), trace))?;
@@ -377,6 +396,14 @@ impl AdminService {
             AdminCommand::ReportList { all } => self.reports(*all),
             AdminCommand::ReportShow { id } => self.report(*id),
             AdminCommand::ReportResolve { id, note } => {
+                if let Some(r) = self.svc.store().report(*id).map_err(internal)?
+                    && let Some(done_note) = r.resolution
+                {
+                    return Err(fail(
+                        AdminErrorCode::Conflict,
+                        format!("report #{id} is already resolved: {done_note:?}"),
+                    ));
+                }
                 if !self
                     .svc
                     .store()
@@ -423,6 +450,17 @@ impl AdminService {
             AdminCommand::RoomList => self.rooms(),
             AdminCommand::RoomShow { room } => self.room(room),
             AdminCommand::RoomArchive { room } => {
+                if self
+                    .svc
+                    .rooms()
+                    .room(room)
+                    .is_some_and(|r| r.engine().state().archived)
+                {
+                    return Err(fail(
+                        AdminErrorCode::Conflict,
+                        format!("{room} is already archived"),
+                    ));
+                }
                 let actor = self.acting(room, Permissions::ROOM_SETTINGS, act_as)?;
                 let ev = self.post(&actor, room, EventKind::Archive, Content::Empty, trace)?;
                 done(format!("archived {room} as {actor}: event {ev}"))
@@ -657,6 +695,10 @@ impl AdminService {
         act_as: Option<&str>,
         trace: confab_wire::fed::TraceId,
     ) -> Outcome {
+        // Checked here: a bad name would otherwise fail only when the event
+        // is signed (an internal error), or be kept node-wide for good.
+        confab_wire::event::validate_role_name(role)
+            .map_err(|e| fail(AdminErrorCode::BadRequest, format!("{role:?}: {e}")))?;
         let action = Moderation::DefineRole {
             role: role.to_string(),
             permissions,
@@ -710,7 +752,7 @@ impl AdminService {
                 role: role.to_string(),
             }
         };
-        let verb = if on { "granted" } else { "revoked" };
+        let verb = if on { "granted to" } else { "revoked from" };
         if let Some(room) = room {
             {
                 let rooms = self.svc.rooms();
@@ -733,15 +775,16 @@ impl AdminService {
             }
             let actor = self.acting(room, Permissions::ROLE_MANAGE, act_as)?;
             let ev = self.event_of(self.svc.moderate(&actor, room, action, trace))?;
-            return done(format!("{role} {verb} to {user} in {room}: event {ev}"));
+            return done(format!("{role} {verb} {user} in {room}: event {ev}"));
         }
         let store = self.svc.store();
-        if on
-            && !store
-                .node_roles()
-                .map_err(internal)?
-                .iter()
-                .any(|(n, _)| n == role)
+        // A node-wide grant exists only for a defined role, so revoking an
+        // undefined one is a mistake too.
+        if !store
+            .node_roles()
+            .map_err(internal)?
+            .iter()
+            .any(|(n, _)| n == role)
         {
             let known: Vec<String> = store
                 .node_roles()
@@ -781,7 +824,7 @@ impl AdminService {
             }
         }
         done(format!(
-            "node-wide role {role} {verb} to {user}: in {ok} rooms now and in rooms they join from now on"
+            "node-wide role {role} {verb} {user}: in {ok} rooms now and in rooms they join from now on"
         ))
     }
 
@@ -1093,7 +1136,11 @@ impl AdminService {
                         t.push_str(" (invited)");
                     }
                     if let Some(until) = s.muted_at(u, now) {
-                        let _ = write!(t, " (muted until {until})");
+                        let _ = write!(
+                            t,
+                            " (muted until {} UTC)",
+                            confab_wire::admin::format_utc(until)
+                        );
                     }
                     t
                 })
@@ -1412,7 +1459,10 @@ fn hex(b: &[u8]) -> String {
 
 fn describe_moderation(a: &Moderation) -> String {
     match a {
-        Moderation::Mute { target, until, .. } => format!("muted {target} until {until}"),
+        Moderation::Mute { target, until, .. } => format!(
+            "muted {target} until {} UTC",
+            confab_wire::admin::format_utc(*until)
+        ),
         Moderation::Unmute { target } => format!("unmuted {target}"),
         Moderation::Kick { target, .. } => format!("kicked {target}"),
         Moderation::Ban { target, .. } => format!("banned {target}"),

@@ -118,6 +118,8 @@ struct Inner {
     peer_addrs: RwLock<std::collections::BTreeMap<NodeId, String>>,
     /// Gauges refreshed every few seconds, once registered.
     metrics: OnceLock<crate::metrics::NodeMetrics>,
+    /// The service's own loops (federation notices, refreshes).
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Unread and mention counts (see [`unread`]).
     counts: Mutex<unread::CountCache>,
     /// Room summaries waiting to be pushed, merged (see
@@ -256,6 +258,7 @@ impl ClientService {
                 known_nodes: RwLock::new(HashSet::new()),
                 peer_addrs: RwLock::new(std::collections::BTreeMap::new()),
                 metrics: OnceLock::new(),
+                tasks: Mutex::new(Vec::new()),
                 counts: Mutex::new(HashMap::new()),
                 pending_summaries: Mutex::new(HashSet::new()),
             }),
@@ -276,8 +279,9 @@ impl ClientService {
         if self.inner.federation.set(fed).is_err() {
             return;
         }
+        let mut tasks = Vec::new();
         let svc = self.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 match events.recv().await {
@@ -300,26 +304,26 @@ impl ClientService {
                     Err(RecvError::Closed) => return,
                 }
             }
-        });
+        }));
         let svc = self.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(METRICS_REFRESH);
             loop {
                 tick.tick().await;
                 let s = svc.clone();
                 let _ = tokio::task::spawn_blocking(move || s.refresh_metrics()).await;
             }
-        });
+        }));
         let svc = self.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(PRESENCE_REFRESH);
             loop {
                 tick.tick().await;
                 svc.refresh_presence();
             }
-        });
+        }));
         let svc = self.clone();
-        tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             use tokio::sync::broadcast::error::RecvError;
             loop {
                 match signals.recv().await {
@@ -328,11 +332,21 @@ impl ClientService {
                     Err(RecvError::Closed) => return,
                 }
             }
-        });
+        }));
+        lock(&self.inner.tasks).extend(tasks);
     }
 
     fn federation(&self) -> Option<&Federation> {
         self.inner.federation.get()
+    }
+
+    /// Ends the service's own loops (a stopping node), so nothing of it
+    /// outlives the node: the store's handles are released with the last
+    /// clone.
+    pub fn shutdown(&self) {
+        for t in lock(&self.inner.tasks).drain(..) {
+            t.abort();
+        }
     }
 
     /// Registers the node's gauges (rooms, users, gateways, sessions, peer
