@@ -85,6 +85,9 @@ struct Shared {
     blocked: Mutex<std::collections::HashSet<NodeId>>,
     /// The keys the endpoint accepts (shared with its TLS configs).
     pins: PinSet,
+    /// The address each peer's dial loop uses (one loop per peer; a new
+    /// address replaces the old).
+    dialers: Mutex<HashMap<NodeId, tokio::sync::watch::Sender<SocketAddr>>>,
 }
 
 /// A node's federation: its endpoint, its peers' connection tasks, and the
@@ -145,6 +148,7 @@ impl Federation {
                 blocked: Mutex::new(std::collections::HashSet::new()),
                 views: Mutex::new(HashMap::new()),
                 pins: pins_kept,
+                dialers: Mutex::new(HashMap::new()),
             }),
             endpoint,
         };
@@ -261,6 +265,17 @@ impl Federation {
         if self.shared.key.node_id() >= peer {
             return;
         }
+        let mut target = {
+            let mut dialers = lock(&self.shared.dialers);
+            if let Some(d) = dialers.get(&peer) {
+                // Already dialled: the next attempt goes to the new address.
+                d.send_replace(addr);
+                return;
+            }
+            let (tx, rx) = tokio::sync::watch::channel(addr);
+            dialers.insert(peer, tx);
+            rx
+        };
         let f = self.clone();
         let mut stopping = self.shared.stopping.subscribe();
         tokio::spawn(async move {
@@ -272,6 +287,7 @@ impl Federation {
                     if f.is_blocked(&peer) {
                         return Err("peer is blocked".to_string());
                     }
+                    let addr = *target.borrow_and_update();
                     let conn = f
                         .endpoint
                         .connect(addr, &tls::server_name(&peer))
@@ -298,6 +314,8 @@ impl Federation {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                    // A new address is tried at once.
+                    Ok(()) = target.changed() => backoff = BACKOFF_MIN_MS,
                     _ = stopping.changed() => return,
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX_MS);
