@@ -274,6 +274,76 @@ fn sled_floor() -> (f64, f64) {
     (random, sequential)
 }
 
+/// A backup of a store holding `n` events, against the ceiling of
+/// reading every tree once in the same run.
+fn backup_bench(n: usize) {
+    use std::io::Write;
+    eprintln!("preparing {n} linear events…");
+    let linear = linear_room(n);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("db")).expect("store");
+    ingest(&store, &linear);
+    store.wait_durable().expect("flush");
+    let mut scans = Vec::new();
+    let mut writes = Vec::new();
+    let mut verifies = Vec::new();
+    let mut size = 0u64;
+    for round in 0..5 {
+        let t = Instant::now();
+        let bytes = store.scan_all_bytes().expect("scan");
+        scans.push(t.elapsed());
+        let path = dir.path().join(format!("b{round}"));
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("file"));
+        let header = confab_wire::backup::BackupHeader {
+            node: key(1).node_id(),
+            name: "bench".into(),
+            created: T0,
+            software: "bench".into(),
+        };
+        let t = Instant::now();
+        store
+            .write_backup(&header, b"key", |piece| {
+                file.write_all(&piece).map_err(|e| confab_node::Error::Io {
+                    path: path.clone(),
+                    source: e,
+                })
+            })
+            .expect("backup");
+        file.flush().expect("flush");
+        writes.push(t.elapsed());
+        size = std::fs::metadata(&path).expect("size").len();
+        let t = Instant::now();
+        let data = std::fs::read(&path).expect("read");
+        let items = confab_wire::backup::read_all(&data).expect("verifies");
+        verifies.push(t.elapsed());
+        assert!(items.len() as u64 > n as u64);
+        let _ = bytes;
+    }
+    for v in [&mut scans, &mut writes, &mut verifies] {
+        v.sort();
+    }
+    let med = |v: &[Duration]| v[v.len() / 2].as_secs_f64() * 1e3;
+    println!(
+        "| measure ({n}-event room, {:.1} MB backup, median of 5) | value | vs scanning every tree |",
+        size as f64 / 1e6
+    );
+    println!("|---|---|---|");
+    println!(
+        "| scan of every tree (the ceiling) | {:.0} ms | 1.00 |",
+        med(&scans)
+    );
+    println!(
+        "| `write_backup` to a file (the time posts wait) | {:.0} ms | {:.2} |",
+        med(&writes),
+        med(&writes) / med(&scans)
+    );
+    println!(
+        "| read and verify the file (`backup verify`) | {:.0} ms | {:.2} |",
+        med(&verifies),
+        med(&verifies) / med(&scans)
+    );
+}
+
 fn main() {
     let big: usize = std::env::var("CONFAB_BENCH_EVENTS")
         .ok()
@@ -283,6 +353,10 @@ fn main() {
     if std::env::var_os("CONFAB_BENCH_SLED_ONLY").is_some() {
         let (random, sequential) = sled_floor();
         println!("sled: random {random:.1} µs/key, sequential {sequential:.1} µs/key");
+        return;
+    }
+    if std::env::var_os("CONFAB_BENCH_BACKUP_ONLY").is_some() {
+        backup_bench(small);
         return;
     }
     if std::env::var_os("CONFAB_BENCH_INGEST_ONLY").is_some() {
