@@ -352,47 +352,30 @@ impl AdminService {
                 let ev = self.event_of(self.svc.moderate(&actor, room, action.clone(), trace))?;
                 done(format!("{what} in {room} as {actor}: event {ev}"))
             }
-            AdminCommand::Pin { room, target } => {
-                let actor = self.acting(room, Permissions::MESSAGE_PIN, act_as)?;
-                let ev = self.post(
-                    &actor,
-                    room,
-                    EventKind::Pin { target: *target },
-                    Content::Empty,
-                    trace,
-                )?;
-                done(format!("pinned {target} in {room} as {actor}: event {ev}"))
-            }
-            AdminCommand::Unpin { room, target } => {
-                let actor = self.acting(room, Permissions::MESSAGE_PIN, act_as)?;
-                let ev = self.post(
-                    &actor,
-                    room,
-                    EventKind::Unpin { target: *target },
-                    Content::Empty,
-                    trace,
-                )?;
-                done(format!(
-                    "unpinned {target} in {room} as {actor}: event {ev}"
-                ))
-            }
+            AdminCommand::Pin { room, target } => self.post_as(
+                (room, Permissions::MESSAGE_PIN, act_as, trace),
+                EventKind::Pin { target: *target },
+                Content::Empty,
+                &format!("pinned {target} in {room}"),
+            ),
+            AdminCommand::Unpin { room, target } => self.post_as(
+                (room, Permissions::MESSAGE_PIN, act_as, trace),
+                EventKind::Unpin { target: *target },
+                Content::Empty,
+                &format!("unpinned {target} in {room}"),
+            ),
             AdminCommand::Redact {
                 room,
                 target,
                 reason,
-            } => {
-                let actor = self.acting(room, Permissions::MESSAGE_DELETE, act_as)?;
-                let ev = self.post(
-                    &actor,
-                    room,
-                    EventKind::Redact { target: *target },
-                    Content::Reason(ReasonContent {
-                        reason: reason.clone(),
-                    }),
-                    trace,
-                )?;
-                done(format!("deleted {target} in {room} as {actor}: event {ev}"))
-            }
+            } => self.post_as(
+                (room, Permissions::MESSAGE_DELETE, act_as, trace),
+                EventKind::Redact { target: *target },
+                Content::Reason(ReasonContent {
+                    reason: reason.clone(),
+                }),
+                &format!("deleted {target} in {room}"),
+            ),
             AdminCommand::ReportList { all } => self.reports(*all),
             AdminCommand::ReportShow { id } => self.report(*id),
             AdminCommand::ReportResolve { id, note } => {
@@ -461,9 +444,12 @@ impl AdminService {
                         format!("{room} is already archived"),
                     ));
                 }
-                let actor = self.acting(room, Permissions::ROOM_SETTINGS, act_as)?;
-                let ev = self.post(&actor, room, EventKind::Archive, Content::Empty, trace)?;
-                done(format!("archived {room} as {actor}: event {ev}"))
+                self.post_as(
+                    (room, Permissions::ROOM_SETTINGS, act_as, trace),
+                    EventKind::Archive,
+                    Content::Empty,
+                    &format!("archived {room}"),
+                )
             }
             AdminCommand::PeerList => self.peers(),
             AdminCommand::PeerAdd { node, addr } => self.peer_add(*node, addr),
@@ -501,15 +487,24 @@ impl AdminService {
         }
     }
 
-    fn post(
+    /// Posts a room event as the local member who may (see
+    /// [`AdminService::acting`]) and says what was done: `{what} as {actor}:
+    /// event {id}`.
+    fn post_as(
         &self,
-        actor: &UserId,
-        room: &RoomId,
+        (room, p, act_as, trace): (
+            &RoomId,
+            Permissions,
+            Option<&str>,
+            confab_wire::fed::TraceId,
+        ),
         kind: EventKind,
         content: Content,
-        trace: confab_wire::fed::TraceId,
-    ) -> Result<EventId, AdminError> {
-        self.event_of(self.svc.post_event(actor, room, kind, content, trace))
+        what: &str,
+    ) -> Outcome {
+        let actor = self.acting(room, p, act_as)?;
+        let ev = self.event_of(self.svc.post_event(&actor, room, kind, content, trace))?;
+        done(format!("{what} as {actor}: event {ev}"))
     }
 
     fn local_user(&self, name: &str) -> Result<UserId, AdminError> {
@@ -754,16 +749,10 @@ impl AdminService {
         };
         let verb = if on { "granted to" } else { "revoked from" };
         if let Some(room) = room {
-            {
-                let rooms = self.svc.rooms();
-                let defined = rooms
-                    .room(room)
-                    .is_some_and(|r| r.engine().state().roles.contains_key(role));
-                if rooms.room(room).is_some() && !defined {
-                    let known: Vec<String> = rooms
-                        .room(room)
-                        .map(|r| r.engine().state().roles.keys().cloned().collect())
-                        .unwrap_or_default();
+            if let Some(r) = self.svc.rooms().room(room) {
+                let roles = &r.engine().state().roles;
+                if !roles.contains_key(role) {
+                    let known: Vec<&str> = roles.keys().map(String::as_str).collect();
                     return Err(fail(
                         AdminErrorCode::NotFound,
                         format!(
