@@ -130,3 +130,125 @@ async fn runtime_settings_survive_a_restart() {
     );
     again.stop().await;
 }
+
+/// Sends `bytes` to the admin socket and returns what came back until the
+/// node closed or answered request 999 (the last a test sends).
+async fn exchange(socket: &std::path::Path, bytes: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(socket).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // A guard against a hang, not a timing: the node answers or closes.
+        let n = tokio::time::timeout(std::time::Duration::from_secs(30), s.read(&mut buf))
+            .await
+            .expect("the node neither answered nor closed")
+            .unwrap();
+        if n == 0 {
+            return got;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if replies(&got).iter().any(|r| r.id == 999) {
+            return got;
+        }
+    }
+}
+
+/// The admin replies in `bytes`.
+fn replies(bytes: &[u8]) -> Vec<confab_wire::admin::AdminReply> {
+    let mut d = confab_wire::FrameDecoder::default();
+    d.push(bytes);
+    let mut out = Vec::new();
+    while let Ok(Some(f)) = d.next_frame() {
+        if let Ok(confab_wire::admin::AdminMessage::Reply(r)) =
+            confab_wire::admin::decode_admin_frame(&f)
+        {
+            out.push(r);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bytes_on_the_admin_socket_get_refusals_and_change_nothing() {
+    use confab_wire::admin::{
+        AdminCommand, AdminErrorCode, AdminHello, AdminMessage, AdminRequest,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = Node::start(dir.path(), "h", &[]).await;
+    let hello = AdminMessage::Hello(AdminHello {
+        version: confab_wire::admin::ADMIN_PROTOCOL_VERSION,
+        client: "test".into(),
+    })
+    .to_frame_bytes()
+    .unwrap();
+    let status = |id| {
+        AdminMessage::Request(AdminRequest {
+            id,
+            trace: confab_wire::fed::TraceId(2),
+            act_as: None,
+            command: AdminCommand::Status,
+        })
+        .to_frame_bytes()
+        .unwrap()
+    };
+    let create = |id| {
+        AdminMessage::Request(AdminRequest {
+            id,
+            trace: confab_wire::fed::TraceId(1),
+            act_as: None,
+            command: AdminCommand::UserCreate {
+                name: "mallory".into(),
+                password: "correct horse".into(),
+                display_name: None,
+            },
+        })
+        .to_frame_bytes()
+        .unwrap()
+    };
+    // A request before the hello: refused, nothing done.
+    let r = replies(&exchange(&node.socket, &create(5)).await);
+    assert!(
+        matches!(&r[..], [x] if x.result.as_ref().is_err_and(|e| e.code == AdminErrorCode::BadRequest)),
+        "{r:?}"
+    );
+    // A length prefix of 4 GiB: refused before anything is buffered.
+    let r = replies(&exchange(&node.socket, &[0xff, 0xff, 0xff, 0xff, 0x63]).await);
+    assert!(matches!(&r[..], [x] if x.result.is_err()), "{r:?}");
+    // After the hello: a request body that does not decode gets an error
+    // naming its id; garbage and an unknown type byte too.
+    let mut bad = hello.clone();
+    let mut body = vec![0x63];
+    body.extend_from_slice(&[42, 0xfe, 0xfe, 0xfe]);
+    bad.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    bad.extend_from_slice(&body);
+    bad.extend_from_slice(&[0, 0, 0, 3, 0x7f, 1, 2]);
+    // Then a good request: the connection still works after all that.
+    bad.extend_from_slice(&status(999));
+    let r = replies(&exchange(&node.socket, &bad).await);
+    assert!(r.iter().any(|x| x.id == 42 && x.result.is_err()), "{r:?}");
+    assert_eq!(r.iter().filter(|x| x.result.is_err()).count(), 2, "{r:?}");
+    assert!(r.iter().any(|x| x.id == 999 && x.result.is_ok()), "{r:?}");
+    // A version this node does not speak.
+    let old = AdminMessage::Hello(AdminHello {
+        version: 99,
+        client: "old".into(),
+    })
+    .to_frame_bytes()
+    .unwrap();
+    let r = replies(&exchange(&node.socket, &old).await);
+    assert!(
+        matches!(&r[..], [x] if x.result.as_ref().is_err_and(|e| e.message.contains("protocol"))),
+        "{r:?}"
+    );
+    // Nothing of that made an account; the node still serves.
+    let users = node.json(&["user", "list"]).await;
+    assert_eq!(users, serde_json::json!([]), "{users}");
+    let mut ok = hello;
+    ok.extend_from_slice(&create(6));
+    ok.extend_from_slice(&status(999));
+    let r = replies(&exchange(&node.socket, &ok).await);
+    assert!(r.iter().any(|x| x.id == 6 && x.result.is_ok()), "{r:?}");
+    node.stop().await;
+}

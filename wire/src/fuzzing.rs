@@ -3,6 +3,8 @@
 //! runs. Each function takes arbitrary bytes and panics only when an
 //! invariant breaks (that is a finding).
 
+use crate::admin::decode_admin_frame;
+use crate::backup::{BackupReader, read_all};
 use crate::client::decode_client_frame;
 use crate::codec;
 use crate::fed::FedMessage;
@@ -117,4 +119,55 @@ pub fn event(data: &[u8]) {
         redacted.verify().is_ok(),
         "dropping content broke verification"
     );
+}
+
+/// Decodes one frame (first byte: type; rest: body) as an admin message;
+/// one that decodes re-encodes to a frame that decodes to the same.
+pub fn admin_message_bytes(data: &[u8]) {
+    let Some(frame) = split_frame(data) else {
+        return;
+    };
+    if let Ok(msg) = decode_admin_frame(&frame) {
+        let bytes = msg.to_frame_bytes().expect("a decoded message re-encodes");
+        let mut d = FrameDecoder::default();
+        d.push(&bytes);
+        let again = d.next_frame().expect("own frame").expect("whole frame");
+        assert_eq!(decode_admin_frame(&again).as_ref(), Ok(&msg));
+    }
+}
+
+/// Reads a backup file (after one byte that sets the chunk size) in chunks
+/// and whole: both readings agree, item for item, on success and failure.
+pub fn backup_file(data: &[u8]) {
+    let Some((&chunk_seed, file)) = data.split_first() else {
+        return;
+    };
+    let whole = read_all(file);
+    let chunk = usize::from(chunk_seed) + 1;
+    let mut r = BackupReader::default();
+    let mut items = Vec::new();
+    let mut failed = false;
+    'feed: for piece in file.chunks(chunk) {
+        r.push(piece);
+        loop {
+            match r.next_item() {
+                Ok(Some(i)) => items.push(i),
+                Ok(None) => break,
+                Err(_) => {
+                    failed = true;
+                    break 'feed;
+                }
+            }
+        }
+    }
+    if !failed && r.finish().is_err() {
+        failed = true;
+    }
+    match whole {
+        Ok(all) => {
+            assert!(!failed, "a file that reads whole failed in chunks");
+            assert_eq!(all, items);
+        }
+        Err(_) => assert!(failed, "a file that fails whole read in chunks"),
+    }
 }

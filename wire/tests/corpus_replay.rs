@@ -42,3 +42,13 @@ fn client_message_corpus() {
 fn verify_event_corpus() {
     replay("verify_event", confab_wire::fuzzing::event);
 }
+
+#[test]
+fn admin_message_corpus() {
+    replay("admin_message", confab_wire::fuzzing::admin_message_bytes);
+}
+
+#[test]
+fn backup_file_corpus() {
+    replay("backup_file", confab_wire::fuzzing::backup_file);
+}
