@@ -30,6 +30,10 @@ use crate::socket;
 /// The Content-Security-Policy of every response.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob:; media-src 'self' blob:; connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The Permissions-Policy of every response: the web UI uses none of
+/// these, so no page of this origin (or frame in it) may.
+pub const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), camera=(), display-capture=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), midi=(), payment=(), usb=(), serial=(), hid=(), screen-wake-lock=(), xr-spatial-tracking=(), publickey-credentials-get=(), clipboard-read=()";
+
 macro_rules! ui_files {
     ($($path:literal),* $(,)?) => {
         /// The web UI, by URL path.
@@ -180,8 +184,78 @@ fn percent_decode(s: &str) -> Option<String> {
 /// Session ids for HTTP requests, apart from sockets'.
 static HTTP_SESSIONS: AtomicU64 = AtomicU64::new(1 << 62);
 
-fn http_session() -> SessionId {
-    SessionId(HTTP_SESSIONS.fetch_add(1, Ordering::Relaxed))
+/// Downloads one user may have in progress on this gateway.
+pub const DOWNLOADS_PER_USER_MAX: usize = 8;
+
+/// The node session of one HTTP request (an upload or a download). It
+/// ends when the guard drops: when the request ends, however it ends (done,
+/// failed, or the client went away mid-way), so no session outlives its
+/// request and keeps its user "online".
+struct HttpSession {
+    link: crate::link::Link,
+    id: SessionId,
+}
+
+impl HttpSession {
+    fn new(state: &State) -> HttpSession {
+        HttpSession {
+            link: state.link.clone(),
+            id: SessionId(HTTP_SESSIONS.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+}
+
+impl Drop for HttpSession {
+    fn drop(&mut self) {
+        self.link.notify(self.id, NodeRequest::EndSession);
+    }
+}
+
+/// A user's download in progress, counted while it lives.
+struct DownloadSlot {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    user: String,
+}
+
+impl DownloadSlot {
+    fn take(state: &State, user: &str) -> Option<DownloadSlot> {
+        let mut c = state.downloads.lock().unwrap_or_else(|p| p.into_inner());
+        let n = c.entry(user.to_string()).or_insert(0);
+        if *n >= DOWNLOADS_PER_USER_MAX {
+            return None;
+        }
+        *n += 1;
+        Some(DownloadSlot {
+            counts: state.downloads.clone(),
+            user: user.to_string(),
+        })
+    }
+}
+
+impl Drop for DownloadSlot {
+    fn drop(&mut self) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = c.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                c.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// Takes a request token of the user (uploads and downloads count as
+/// requests, like a socket's).
+fn take_request(state: &State, user: &confab_wire::UserId) -> Result<(), ClientError> {
+    state
+        .requests
+        .take(&format!("u:{user}"), std::time::Instant::now())
+        .map_err(|ms| {
+            state.metrics.limited("requests");
+            let mut e = ClientError::new(ErrorCode::RateLimited, "too many requests; slow down");
+            e.retry_after_ms = Some(ms);
+            e
+        })
 }
 
 async fn upload(
@@ -224,11 +298,12 @@ async fn do_upload(
     if size > max {
         return Err(too_large());
     }
-    let session = http_session();
+    take_request(state, &token.claims.user)?;
+    let session = HttpSession::new(state);
     let call = |body: NodeRequest| {
         state
             .link
-            .request(session, crate::socket_trace(), Some(token.clone()), body)
+            .request(session.id, crate::socket_trace(), Some(token.clone()), body)
     };
     let result = async {
         let upload = match call(NodeRequest::UploadStart { size, name }).await? {
@@ -238,8 +313,18 @@ async fn do_upload(
         let mut stream = body.into_data_stream();
         let mut offset = 0u64;
         let mut chunk: Vec<u8> = Vec::with_capacity(MAX_CLIENT_CHUNK);
+        // A body that stops sending cancels the upload (`http.upload_idle_secs`;
+        // the node cancels one idle for a minute by itself).
+        let idle = std::time::Duration::from_secs(u64::from(state.config.http.upload_idle_secs));
         loop {
-            let next = stream.next().await;
+            let next = tokio::time::timeout(idle, stream.next())
+                .await
+                .map_err(|_| {
+                    ClientError::new(
+                        ErrorCode::BadRequest,
+                        "the upload stopped sending; it was cancelled",
+                    )
+                })?;
             let done = next.is_none();
             if let Some(bytes) = next {
                 let bytes = bytes.map_err(|_| bad("the upload was cut off"))?;
@@ -270,7 +355,7 @@ async fn do_upload(
         }
     }
     .await;
-    state.link.notify(session, NodeRequest::EndSession);
+    drop(session);
     result
 }
 
@@ -292,10 +377,20 @@ async fn do_blob(state: &State, id: &str, headers: &HeaderMap) -> Result<Respons
         .parse::<BlobId>()
         .or_else(|_| BlobId::from_b32(&id))
         .map_err(|_| ClientError::new(ErrorCode::NotFound, "no such file"))?;
-    let session = http_session();
+    take_request(state, &token.claims.user)?;
+    let Some(slot) = DownloadSlot::take(state, &token.claims.user.to_string()) else {
+        state.metrics.limited("downloads");
+        let mut e = ClientError::new(
+            ErrorCode::RateLimited,
+            format!("at most {DOWNLOADS_PER_USER_MAX} downloads at once; wait for one to finish"),
+        );
+        e.retry_after_ms = Some(1000);
+        return Err(e);
+    };
+    let session = HttpSession::new(state);
     let fetch = |offset: u64| {
         state.link.request(
-            session,
+            session.id,
             crate::socket_trace(),
             Some(token.clone()),
             NodeRequest::FetchBlob {
@@ -310,29 +405,26 @@ async fn do_blob(state: &State, id: &str, headers: &HeaderMap) -> Result<Respons
         Ok(NodeResponse::Blob {
             total, mime, data, ..
         }) => (total, mime, data),
-        Ok(_) => {
-            state.link.notify(session, NodeRequest::EndSession);
-            return Err(ClientError::new(ErrorCode::Internal, "unexpected answer"));
-        }
-        Err(e) => {
-            state.link.notify(session, NodeRequest::EndSession);
-            return Err(e);
-        }
+        Ok(_) => return Err(ClientError::new(ErrorCode::Internal, "unexpected answer")),
+        Err(e) => return Err(e),
     };
-    // The rest streams as it comes from the node.
-    let link = state.link.clone();
+    // The rest streams as it comes from the node. The stream owns the
+    // session and the slot: both end when it does, or when it is dropped
+    // because the client went away.
     let token2 = token.clone();
+    let held = Arc::new((session, slot));
     let rest = futures_util::stream::unfold(data.len() as u64, move |offset| {
-        let link = link.clone();
+        let held = held.clone();
         let token = token2.clone();
         async move {
             if offset >= total {
-                link.notify(session, NodeRequest::EndSession);
                 return None;
             }
-            match link
+            let session = &held.0;
+            match session
+                .link
                 .request(
-                    session,
+                    session.id,
                     crate::socket_trace(),
                     Some(token),
                     NodeRequest::FetchBlob {
@@ -386,6 +478,7 @@ async fn do_blob(state: &State, id: &str, headers: &HeaderMap) -> Result<Respons
 async fn ws(
     AxumState(state): AxumState<Arc<State>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    slot: Option<axum::Extension<Arc<crate::serve::ConnSlot>>>,
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
@@ -399,6 +492,22 @@ async fn ws(
             "the gateway is not connected to its node; try again shortly",
         ));
     }
+    let client = state
+        .config
+        .http
+        .trusted_proxies
+        .client(addr.ip(), &headers);
+    let max_unauthenticated = state.config.limits.max_unauthenticated_sockets_per_address as usize;
+    let Ok(opened) = state.sessions.open(client, max_unauthenticated) else {
+        state.metrics.limited("unauthenticated_sockets");
+        let mut e = ClientError::new(
+            ErrorCode::RateLimited,
+            "too many connections from this address are not signed in",
+        );
+        e.retry_after_ms = Some(5000);
+        return error_response(&e);
+    };
+    let sid = opened.0;
     let version_ok = q.get("v").is_none_or(|v| v == "1");
     // The transport reads frames somewhat over the limit whole, so that the
     // socket can refuse them cleanly (`too_large` and close 1009, see
@@ -408,12 +517,18 @@ async fn ws(
     // A small read buffer keeps idle sockets cheap (6 KiB each measured;
     // axum's default of 128 KiB costs some 130 KiB per socket); a large
     // frame still arrives whole, its length reserved once its header is read.
+    let failed = state.clone();
     upgrade
         .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(max)
         .max_frame_size(max)
+        .on_failed_upgrade(move |_| {
+            failed.sessions.close(sid);
+        })
         .on_upgrade(move |mut socket| async move {
+            // The connection's slot lives as long as the socket.
+            let _slot = slot;
             if !version_ok {
                 use axum::extract::ws::{CloseFrame, Message};
                 let _ = futures_util::SinkExt::send(
@@ -424,9 +539,10 @@ async fn ws(
                     })),
                 )
                 .await;
+                state.sessions.close(sid);
                 return;
             }
-            socket::serve(state, socket, addr.ip()).await;
+            socket::serve(state, socket, client, opened).await;
         })
 }
 
@@ -480,6 +596,10 @@ async fn headers(AxumState(state): AxumState<Arc<State>>, req: Request, next: Ne
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static(PERMISSIONS_POLICY),
+    );
     if api
         && allowed
         && let Some(o) = origin
@@ -498,6 +618,16 @@ async fn headers(AxumState(state): AxumState<Arc<State>>, req: Request, next: Ne
     r
 }
 
+/// The operators' routes, served on `[metrics] listen` apart from the
+/// chat: metrics are not for browsers.
+pub fn ops_router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health/live", get(|| async { "ok\n" }))
+        .route("/health/ready", get(ready))
+        .with_state(state)
+}
+
 /// The gateway's routes.
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
@@ -507,7 +637,6 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/api/blob/{id}", get(blob))
         .route("/health/live", get(|| async { "ok\n" }))
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
         .route("/{*path}", get(ui))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), headers))

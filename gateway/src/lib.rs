@@ -10,6 +10,7 @@
 //! serve one node. Start one with [`Gateway::start`].
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod client_addr;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -19,6 +20,7 @@ pub mod markdown;
 pub mod metrics;
 pub mod render;
 pub mod requests;
+pub mod serve;
 pub mod sessions;
 pub mod socket;
 
@@ -38,9 +40,6 @@ use sessions::Sessions;
 /// Image types served inline (every other download is an attachment).
 pub const INLINE_IMAGES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
-/// Failed sign-ins allowed per minute, per user name and per address.
-pub const LOGINS_PER_MINUTE: u32 = 20;
-
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct State {
@@ -56,8 +55,10 @@ pub struct State {
     pub registry: Arc<Registry>,
     /// Requests per user (or per address before sign-in).
     pub requests: Limiter,
-    /// Sign-in attempts per user name and per address.
+    /// Sign-in attempts per address (`limits.sign_ins_per_minute_per_address`).
     pub logins: Limiter,
+    /// Downloads in progress, by user.
+    pub downloads: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// Turns true when the gateway stops; sockets close with 1001.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -101,7 +102,20 @@ pub(crate) fn socket_trace() -> confab_wire::fed::TraceId {
 pub struct Gateway {
     state: Arc<State>,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     server: tokio::task::JoinHandle<()>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr)> {
+    let bind_error = |e: std::io::Error| Error::Bind {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
 }
 
 impl Gateway {
@@ -115,7 +129,8 @@ impl Gateway {
         let listen = config.gateway.listen;
         let state = Arc::new(State {
             requests: Limiter::new(config.limits.requests_per_minute),
-            logins: Limiter::new(LOGINS_PER_MINUTE),
+            logins: Limiter::new(config.limits.sign_ins_per_minute_per_address),
+            downloads: Arc::default(),
             config,
             link,
             sessions,
@@ -123,37 +138,35 @@ impl Gateway {
             registry,
             stopping: tokio::sync::watch::channel(false).0,
         });
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| Error::Bind {
-                addr: listen.to_string(),
-                reason: e.to_string(),
-            })?;
-        let addr = listener.local_addr().map_err(|e| Error::Bind {
-            addr: listen.to_string(),
-            reason: e.to_string(),
-        })?;
-        // A chat writes many small frames: Nagle's algorithm would hold
-        // each behind the previous one's ACK (tens of ms on quiet sockets).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let (listener, addr) = bind(listen).await?;
+        let metrics_addr = if state.config.metrics.enabled {
+            let (listener, bound) = bind(state.config.metrics.listen).await?;
+            let app = http::ops_router(state.clone());
+            let mut stop = state.stopping.subscribe();
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "the gateway's metrics endpoint failed");
+                }
+            });
+            Some(bound)
+        } else {
+            None
+        };
+        let app = http::router(state.clone());
         let mut stop = state.stopping.subscribe();
-        let server = tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await
-            {
-                tracing::error!(error = %e, "the gateway's HTTP server failed");
-            }
-        });
+        let server = tokio::spawn(serve::serve(listener, app, state.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
         Ok(Gateway {
             state,
             addr,
+            metrics_addr,
             server,
         })
     }
@@ -161,6 +174,11 @@ impl Gateway {
     /// The address browsers connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of `/metrics`, if served (`[metrics]`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The shared state (for tests and the embedding node).

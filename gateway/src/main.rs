@@ -97,6 +97,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("confab-gateway {name} ({})", key.node_id());
     println!("  web:  http://{}/", gateway.local_addr());
     println!("  node: {node_addr} ({})", node.short());
+    if let Some(m) = gateway.metrics_addr() {
+        println!("  metrics: http://{m}/metrics (and /health/live, /health/ready)");
+    }
     println!("  (the node must list this gateway's id in `client.gateways`)");
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -1,23 +1,19 @@
-//! The gateway's metrics (prometheus-client): sockets, sockets per room,
-//! messages in and out, request latency by type, rate-limit refusals and
-//! the node connection.
+//! The gateway's metrics (prometheus-client): sockets, rooms followed and
+//! subscriptions, messages in and out, request latency by type, limit
+//! refusals and the node connection.
+//!
+//! Labels are bounded vocabularies of the code (request types, limit
+//! names), never room ids, user ids or names: whoever can scrape the
+//! metrics must not learn who talks where.
 
 use std::sync::Arc;
 
-use confab_wire::RoomId;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-/// Label: a room.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RoomLabel {
-    /// The room id.
-    pub room: String,
-}
 
 /// Label: a request type.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,8 +40,10 @@ fn latency_histogram() -> Histogram {
 pub struct GatewayMetrics {
     /// Open WebSockets.
     pub sockets: Gauge,
-    /// Open WebSockets following each room.
-    pub room_sockets: Family<RoomLabel, Gauge>,
+    /// Rooms some socket follows.
+    pub rooms_followed: Gauge,
+    /// Room subscriptions over all sockets.
+    pub subscriptions: Gauge,
     /// Messages browsers sent (`send` requests).
     pub messages_in: Counter,
     /// Room events delivered to sockets.
@@ -62,7 +60,8 @@ impl Default for GatewayMetrics {
     fn default() -> Self {
         GatewayMetrics {
             sockets: Gauge::default(),
-            room_sockets: Family::default(),
+            rooms_followed: Gauge::default(),
+            subscriptions: Gauge::default(),
             messages_in: Counter::default(),
             messages_out: Counter::default(),
             request_seconds: Family::new_with_constructor(latency_histogram),
@@ -78,9 +77,14 @@ impl GatewayMetrics {
         let mut r = Registry::with_prefix("confab_gateway");
         r.register("sockets", "Open WebSockets", self.sockets.clone());
         r.register(
-            "room_sockets",
-            "Open WebSockets following each room",
-            self.room_sockets.clone(),
+            "rooms_followed",
+            "Rooms some socket follows",
+            self.rooms_followed.clone(),
+        );
+        r.register(
+            "subscriptions",
+            "Room subscriptions over all sockets",
+            self.subscriptions.clone(),
         );
         r.register(
             "messages_in",
@@ -108,18 +112,6 @@ impl GatewayMetrics {
             self.node_up.clone(),
         );
         Arc::new(r)
-    }
-
-    /// Sets the socket count of a room (0 removes the series).
-    pub fn set_room_sockets(&self, room: &RoomId, n: usize) {
-        let label = RoomLabel {
-            room: room.to_string(),
-        };
-        if n == 0 {
-            self.room_sockets.remove(&label);
-        } else {
-            self.room_sockets.get_or_create(&label).set(n as i64);
-        }
     }
 
     /// Counts a refusal by a limit.

@@ -5,7 +5,7 @@ use confab_wire::client::{
     ClientError, ErrorCode, MemberInfo, MessageVersion, Notice, Page, Profile, RoomDetail,
     RoomSummary, SessionGrant, TimelineItem,
 };
-use confab_wire::event::{Attachment, Content, EventKind, Setting, Visibility};
+use confab_wire::event::{Attachment, Content, EventKind, InvitePolicy, Setting, Visibility};
 use confab_wire::fed::{Ephemeral, Presence, Signal};
 use confab_wire::{EventHeader, Permissions, codec};
 use serde_json::{Map, Value, json};
@@ -99,6 +99,13 @@ fn visibility(v: Visibility) -> &'static str {
     }
 }
 
+fn invites(p: InvitePolicy) -> &'static str {
+    match p {
+        InvitePolicy::Members => "members",
+        InvitePolicy::RoomSettings => "room.settings",
+    }
+}
+
 /// A room summary (§4.4).
 pub fn summary(s: &RoomSummary) -> Value {
     let mut v = json!({
@@ -168,6 +175,8 @@ pub fn detail(d: &RoomDetail) -> Value {
         "pins": d.pins.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "my_permissions": permissions(d.my_permissions),
         "digest": hex,
+        "rules_version": d.rules_version,
+        "invites": invites(d.invites),
     })
 }
 
@@ -193,6 +202,7 @@ fn settings(s: &[Setting]) -> Value {
             Setting::Name(n) => m.insert("name".into(), json!(n)),
             Setting::Topic(t) => m.insert("topic".into(), json!(t)),
             Setting::Visibility(v) => m.insert("visibility".into(), json!(visibility(*v))),
+            Setting::Invites(p) => m.insert("invites".into(), json!(invites(*p))),
         };
     }
     Value::Object(m)

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use confab_wire::client::{Anchor, MAX_PAGE, Moderation, Request, Response};
 use confab_wire::event::{
-    Attachment, EditContent, MessageContent, Permissions, Setting, Visibility,
+    Attachment, EditContent, InvitePolicy, MessageContent, Permissions, Setting, Visibility,
 };
 use confab_wire::fed::Presence;
 use confab_wire::{BlobId, EventId, RoomId, UserId};
@@ -212,6 +212,12 @@ fn settings(v: Option<&Value>) -> Result<Vec<Setting>, Refusal> {
         Some("private") => out.push(Setting::Visibility(Visibility::Private)),
         Some(_) => return Err(bad("`visibility` must be \"public\" or \"private\"")),
     }
+    match f.opt_string("invites")?.as_deref() {
+        None => {}
+        Some("members") => out.push(Setting::Invites(InvitePolicy::Members)),
+        Some("room.settings") => out.push(Setting::Invites(InvitePolicy::RoomSettings)),
+        Some(_) => return Err(bad("`invites` must be \"members\" or \"room.settings\"")),
+    }
     Ok(out)
 }
 
@@ -361,10 +367,13 @@ pub fn parse(text: &str) -> Result<Parsed, (Option<u64>, Refusal)> {
             username: f.string("username")?,
             password: f.string("password")?,
             invite_code: f.opt_string("invite_code")?,
+            // Filled in by the socket, never taken from the browser.
+            address: None,
         }),
         "login" => node(Request::Login {
             username: f.string("username")?,
             password: f.string("password")?,
+            address: None,
         }),
         "refresh" => node(Request::Refresh {
             refresh_token: f.string("refresh_token")?,

@@ -114,13 +114,17 @@ where
     }
 }
 
-/// Serves one socket until it closes.
-pub async fn serve<S, E>(state: Arc<State>, socket: S, ip: IpAddr)
-where
+/// Serves one socket, opened in [`crate::sessions::Sessions`] as `sid`
+/// with its queue `out`, until it closes.
+pub async fn serve<S, E>(
+    state: Arc<State>,
+    socket: S,
+    ip: IpAddr,
+    (sid, mut out): (SessionId, tokio::sync::mpsc::Receiver<Outgoing>),
+) where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin + Send + 'static,
     E: std::fmt::Display,
 {
-    let (sid, mut out) = state.sessions.open();
     let (mut sink, mut stream) = socket.split();
     if sink
         .send(Message::Text(hello(&state).into()))
@@ -252,7 +256,23 @@ struct InFlight {
 }
 
 fn on_text(state: &Arc<State>, sid: SessionId, ip: IpAddr, text: &str, in_flight: &Arc<InFlight>) {
-    let parsed = match requests::parse(text) {
+    let parsed = requests::parse(text);
+    // Every frame takes a token, read or not: malformed and unknown
+    // requests cost the sender as much as good ones (PROTOCOL.md §8).
+    let key = match state.sessions.auth(sid) {
+        Some(a) => format!("u:{}", a.user),
+        None => format!("ip:{ip}"),
+    };
+    if let Err(ms) = state.requests.take(&key, Instant::now()) {
+        let id = match &parsed {
+            Ok(p) => Some(p.id),
+            Err((id, _)) => *id,
+        };
+        let reply = render::reply(id, Err(render::error_body(&limited(state, "requests", ms))));
+        state.sessions.send(sid, Outgoing::Text(reply.into()));
+        return;
+    }
+    let parsed = match parsed {
         Ok(p) => p,
         Err((id, r)) => {
             let reply = render::reply(id, Err(render::gateway_error(r.code, &r.message)));
@@ -341,14 +361,6 @@ async fn handle(
 ) -> Result<Option<Value>, ClientError> {
     let now = Instant::now();
     let auth = state.sessions.auth(sid);
-    let key = match &auth {
-        Some(a) => format!("u:{}", a.user),
-        None => format!("ip:{ip}"),
-    };
-    state
-        .requests
-        .take(&key, now)
-        .map_err(|ms| limited(state, "requests", ms))?;
     let max = state.config.limits.max_connections_per_user as usize;
     let body = match p.action {
         Action::Ping => return Ok(Some(json!({ "ts": now_ms() }))),
@@ -394,20 +406,25 @@ async fn handle(
             "the access token has expired; refresh it",
         ));
     }
-    if let Request::Login { username, .. } | Request::Register { username, .. } = &body {
+    // Sign-in attempts are limited per address here; failures back off on
+    // the node, per account and per address (never per name alone: a
+    // stranger's attempts must not lock the real user out).
+    let mut body = body;
+    if let Request::Login { address, .. } | Request::Register { address, .. } = &mut body {
         state
             .logins
-            .take(&format!("n:{}", username.to_lowercase()), now)
-            .and_then(|()| state.logins.take(&format!("ip:{ip}"), now))
+            .take(&format!("ip:{ip}"), now)
             .map_err(|ms| limited(state, "logins", ms))?;
+        *address = Some(ip);
     }
     if let Request::Send { .. } = &body {
         state.metrics.messages_in.inc();
     }
-    // Catch-up pushes may come before the reply: follow the room first.
+    // The room's events (the catch-up comes before the reply) are held
+    // until the node has said yes for this user (see `sessions`).
     let subscribing = match &body {
         Request::Subscribe { room, .. } => {
-            state.sessions.subscribe(sid, *room);
+            state.sessions.subscribing(sid, *room);
             Some(*room)
         }
         Request::Unsubscribe { room } => {
@@ -428,15 +445,10 @@ async fn handle(
     if signing_out {
         state.sessions.set_signing_out(sid, false);
     }
-    let response = match result {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(room) = subscribing {
-                state.sessions.unsubscribe(sid, &room);
-            }
-            return Err(e);
-        }
-    };
+    if let Some(room) = subscribing {
+        state.sessions.subscribed(sid, room, result.is_ok());
+    }
+    let response = result?;
     if let Response::Session(g) = &response
         && state
             .sessions

@@ -233,6 +233,20 @@ export class Store {
     return !!d && d.my_permissions.includes(perm);
   }
 
+  /**
+   * Whether the user may invite into the room, as its rules judge it: a
+   * private room of rules version 1, or one that lets members invite, asks
+   * only for message.send. @param {string} room
+   */
+  mayInvite(room) {
+    const d = this.details.get(room);
+    if (!d || d.summary.direct_with || d.summary.archived) return false;
+    if (d.summary.visibility !== 'private' || d.rules_version < 2 || d.invites === 'members') {
+      return d.my_permissions.includes('message.send');
+    }
+    return d.my_permissions.includes('room.settings');
+  }
+
   /** The end of the user's active mute in a room, if any. @param {string} room */
   mutedUntil(room) {
     const d = this.details.get(room);

@@ -45,6 +45,7 @@
  * @property {string} [name]
  * @property {string} [topic]
  * @property {Visibility} [visibility]
+ * @property {'members'|'room.settings'} [invites]
  */
 
 /**
@@ -81,6 +82,8 @@
  * @property {EventId[]} pins
  * @property {string[]} my_permissions
  * @property {string} [digest]
+ * @property {number} rules_version
+ * @property {'members'|'room.settings'} invites
  */
 
 /**

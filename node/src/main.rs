@@ -179,8 +179,12 @@ fn offline(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
             println!("{id}");
         }
         Command::Invite(InviteCommand::Create { uses, days }) => {
-            let accounts = confab_node::service::accounts::Accounts::new(key.clone(), store)
-                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let accounts = confab_node::service::accounts::Accounts::new(
+                key.clone(),
+                store,
+                config.limits.sign_in_failures_per_address,
+            )
+            .map_err(|e| anyhow::anyhow!(e.message))?;
             let now = local::now_ms();
             let code = accounts
                 .create_invite(uses, now + u64::from(days) * 86_400_000, now)

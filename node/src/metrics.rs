@@ -136,6 +136,8 @@ pub struct NodeMetrics {
     pub peer_lag: Family<PeerLabel, Gauge>,
     /// Bytes the store takes on disk.
     pub storage_bytes: Gauge,
+    /// Uploads in progress.
+    pub uploads: Gauge,
 }
 
 impl NodeMetrics {
@@ -165,6 +167,7 @@ impl NodeMetrics {
             "Bytes the store takes on disk",
             self.storage_bytes.clone(),
         );
+        r.register("uploads", "Uploads in progress", self.uploads.clone());
     }
 }
 

@@ -2,8 +2,8 @@
 //! format from prometheus-client), `/health/live` and `/health/ready`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 /// What the endpoint serves.
 #[derive(Clone, Debug)]
 pub struct Ops {
-    registry: Arc<Registry>,
+    registries: Arc<RwLock<Vec<Arc<Registry>>>>,
     ready: Arc<AtomicBool>,
 }
 
@@ -25,9 +25,18 @@ impl Ops {
     /// Serves `registry`; not ready until [`Ops::set_ready`].
     pub fn new(registry: Registry) -> Ops {
         Ops {
-            registry: Arc::new(registry),
+            registries: Arc::new(RwLock::new(vec![Arc::new(registry)])),
             ready: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Serves `registry` too (the in-process gateway's, whose metrics go
+    /// here rather than on the chat's address).
+    pub fn add(&self, registry: Arc<Registry>) {
+        self.registries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(registry);
     }
 
     /// Ready: the store is open and the federation endpoint bound.
@@ -72,7 +81,12 @@ impl Ops {
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, confab_gateway::metrics::TEXT_FORMAT)],
-        crate::metrics::render(&ops.registry),
+        ops.registries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|r| crate::metrics::render(r))
+            .collect::<String>(),
     )
 }
 

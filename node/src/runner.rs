@@ -130,6 +130,7 @@ pub async fn start(config: &NodeConfig) -> Result<Running> {
         &config.node.name,
         rooms.clone(),
         ServiceSettings::from_config(config),
+        Some(&config.node.data_dir.join("uploads")),
     )?;
     service.register_metrics(&mut registry);
     let ops = Ops::new(registry);
@@ -199,7 +200,12 @@ pub async fn start(config: &NodeConfig) -> Result<Running> {
         gw.gateway.listen = config.gateway.listen;
         gw.limits.max_connections_per_user = config.gateway.max_connections_per_user;
         gw.limits.requests_per_minute = config.gateway.requests_per_minute;
+        gw.limits.sign_ins_per_minute_per_address = config.gateway.sign_ins_per_minute_per_address;
+        gw.http.max_connections_per_address = config.gateway.max_connections_per_address;
+        gw.http.trusted_proxies = config.gateway.trusted_proxies.clone();
         gw.log.level.clone_from(&config.log.level);
+        // Its metrics are served with the node's, on `[metrics] listen`.
+        gw.metrics.enabled = false;
         let g = confab_gateway::Gateway::start(gw, InProcess(service.clone()))
             .await
             .map_err(|e| {
@@ -208,6 +214,7 @@ pub async fn start(config: &NodeConfig) -> Result<Running> {
                     std::io::Error::other(e.to_string()),
                 )
             })?;
+        ops.add(g.state().registry.clone());
         Some(g)
     } else {
         None

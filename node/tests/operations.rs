@@ -396,6 +396,7 @@ async fn metrics_pass_promtool_and_health_probes_answer() {
             json!({"room": room, "body": "counted", "idempotency_key": "m1"}),
         )
         .await;
+    alice.ok("subscribe", json!({"room": room})).await;
     let (status, node) = get(ops, "/metrics").await;
     assert_eq!(status, 200);
     let node = dechunk(&node);
@@ -413,11 +414,16 @@ async fn metrics_pass_promtool_and_health_probes_answer() {
         );
     }
     assert_eq!(promtool(&node), "", "the node's metrics:\n{node}");
-    let (status, gw) = get(web, "/metrics").await;
-    assert_eq!(status, 200);
-    let gw = dechunk(&gw);
-    assert!(gw.contains("confab_gateway"), "{gw}");
-    assert_eq!(promtool(&gw), "", "the gateway's metrics:\n{gw}");
+    // No series names the room (or anyone): metrics are counts.
+    assert!(
+        !node.contains(&room[1..]),
+        "a room id in the metrics:\n{node}"
+    );
+    assert!(!node.contains("alice"), "a user in the metrics:\n{node}");
+    // The in-process gateway's metrics are the node's, never on the chat.
+    assert!(node.contains("confab_gateway_sockets"), "{node}");
+    let (status, _) = get(web, "/metrics").await;
+    assert_eq!(status, 404);
     a.sigterm();
 }
 

@@ -26,11 +26,28 @@ pub fn create_room_event(
     visibility: Visibility,
     ts: u64,
 ) -> anyhow::Result<VerifiedEvent> {
-    let header = EventHeader::create(
-        test_user(seed, author)?,
-        CreateRoom::named(name, visibility, false),
+    create_room_of_version(
+        seed,
+        author,
+        name,
+        visibility,
         ts,
-    );
+        confab_wire::event::ROOM_VERSION,
+    )
+}
+
+/// As [`create_room_event`], for a room judged by rules `version`.
+pub fn create_room_of_version(
+    seed: u8,
+    author: &str,
+    name: &str,
+    visibility: Visibility,
+    ts: u64,
+    version: u16,
+) -> anyhow::Result<VerifiedEvent> {
+    let mut create = CreateRoom::named(name, visibility, false);
+    create.version = version;
+    let header = EventHeader::create(test_user(seed, author)?, create, ts);
     Ok(test_key(seed).sign_event(header, &Content::Empty)?)
 }
 

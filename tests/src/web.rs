@@ -32,6 +32,7 @@ pub fn test_settings() -> ServiceSettings {
         messages_per_minute: 10_000,
         // Protocol tests count pushes; the bot's own test turns it on.
         welcome_bot: false,
+        sign_in_failures_per_address: 20,
     }
 }
 
@@ -40,6 +41,7 @@ pub fn gateway_config(name: &str) -> GatewayConfig {
     let mut c = GatewayConfig::default();
     c.gateway.name = name.into();
     c.gateway.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    c.metrics.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     c
 }
 
@@ -73,7 +75,7 @@ impl WebNode {
         let peer_ids = peers.to_vec();
         let node = TestNode::start(key, peers)?;
         let name = format!("n{}", &key.node_id().to_string()[..6]);
-        let service = ClientService::new(key.clone(), &name, node.rooms.clone(), settings)?;
+        let service = ClientService::new(key.clone(), &name, node.rooms.clone(), settings, None)?;
         service.set_federation(node.fed.clone(), peer_ids);
         let gateway_pins = PinSet::new();
         let client = ClientEndpoint::start(
@@ -220,6 +222,16 @@ impl Ws {
 
     /// The reply to request `id`; pushes read meanwhile are kept.
     pub async fn reply(&mut self, id: u64) -> anyhow::Result<Result<Value, ErrorBody>> {
+        let kept = self
+            .pushes
+            .iter()
+            .position(|v| v.get("push").is_none() && v["id"] == json!(id));
+        if let Some(v) = kept.and_then(|i| self.pushes.remove(i)) {
+            return Ok(match v.get("error") {
+                Some(e) => Err(e.clone()),
+                None => Ok(v["ok"].clone()),
+            });
+        }
         loop {
             let v = self.next_frame().await?;
             if v.get("push").is_some() {

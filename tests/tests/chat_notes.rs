@@ -304,3 +304,46 @@ async fn edit_history_is_for_the_author_and_moderators() {
         "bad_request"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_welcome_note_shows_room_names_and_topics_as_text() {
+    let mut settings = test_settings();
+    settings.welcome_bot = true;
+    let n = WebNode::with_settings(&test_key(124), PinSet::new(), settings)
+        .await
+        .unwrap();
+    let mut mallory = Ws::connect(&n.ws_url()).await.unwrap();
+    mallory.register("mallory").await;
+    // A room whose name and topic try to speak with Confab's voice.
+    let name = "[Confab: verify your account](https://evil.example/login)";
+    let topic = "<https://evil.example/reset>\n# Security notice\n**Sign in again** at [this link](https://evil.example)";
+    let room = create_room(&mut mallory, name, "public").await;
+    mallory
+        .ok(
+            "change_settings",
+            json!({"room": room, "settings": {"topic": topic}}),
+        )
+        .await;
+    let mut bob = Ws::connect(&n.ws_url()).await.unwrap();
+    bob.register("bob").await;
+    bob.ok("join_room", json!({"room": room})).await;
+    let p = bob
+        .push("the welcome note", |v| v["push"] == "notice")
+        .await;
+    let html = p["notice"]["html"].as_str().unwrap();
+    assert!(!html.contains("<a"), "a link in the note: {html}");
+    assert!(!html.contains("<h1"), "a heading in the note: {html}");
+    assert!(
+        !html.contains("<strong>Sign in again</strong>"),
+        "markup from the topic: {html}"
+    );
+    // The words are all there, as written.
+    for part in [
+        "[Confab: verify your account](https://evil.example/login)",
+        "&lt;https://evil.example/reset&gt;",
+        "# Security notice",
+        "**Sign in again**",
+    ] {
+        assert!(html.contains(part), "{part:?} missing from {html}");
+    }
+}

@@ -187,7 +187,8 @@ async fn a_node_rebuilt_from_its_peer_catches_up() {
     // confab-node marks a new store beside an old key).
     let store = confab_node::store::Store::temporary().unwrap();
     store.set_recovering(true).unwrap();
-    let b = TestNode::start_on(&k_lo, [k_hi.node_id()].into_iter().collect(), store).unwrap();
+    let b =
+        TestNode::start_on(&k_lo, [k_hi.node_id()].into_iter().collect(), store.clone()).unwrap();
     b.fed.connect(k_hi.node_id(), a.fed.local_addr().unwrap());
     eventually("b recovered the room", || {
         b.digest(&room).is_some() && a.digest(&room) == b.digest(&room)
@@ -206,5 +207,19 @@ async fn a_node_rebuilt_from_its_peer_catches_up() {
     .await;
     assert!(a.has(&room, |r| r.engine().forks().is_empty()));
     a.fed.shutdown().await;
+    b.fed.shutdown().await;
+    drop(b);
+    // b restarts on the same store while a is down: the room caught up
+    // before, so it is writable at once rather than waiting for a peer
+    // that may never come back.
+    store.wait_durable().unwrap();
+    let b = TestNode::start_on(&k_lo, [k_hi.node_id()].into_iter().collect(), store).unwrap();
+    assert!(
+        b.rooms().may_post(&room),
+        "a caught-up room waits again after a restart"
+    );
+    assert_eq!(b.rooms().catching_up(), 0);
+    b.post(&bee, &room, EventKind::Message, text("still here"))
+        .unwrap();
     b.fed.shutdown().await;
 }

@@ -697,9 +697,10 @@ async fn rooms_create_join_invite_settings_archive_and_moderation() {
         b.err("join_room", json!({"room": secret})).await,
         "forbidden"
     );
+    // Reading it is answered as for a room that does not exist.
     assert_eq!(
         b.err("room_info", json!({"room": secret})).await,
-        "forbidden"
+        "not_found"
     );
     assert_eq!(
         b.err("invite", json!({"room": secret, "user": carol}))
@@ -1814,6 +1815,10 @@ async fn headers_health_and_metrics() {
             "{what}"
         );
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{what}");
+        let policy = r.header("permissions-policy").unwrap_or("");
+        for feature in ["camera=()", "microphone=()", "geolocation=()", "payment=()"] {
+            assert!(policy.contains(feature), "{what}: {policy}");
+        }
     };
     let index = http(addr, "GET", "/", &[], &[]).await.unwrap();
     assert_eq!(index.status, 200);
@@ -1848,10 +1853,14 @@ async fn headers_health_and_metrics() {
     assert_eq!(ready.status, 200);
     assert_eq!(ready.text().trim(), "ok");
 
-    // Metrics count open sockets.
+    // Metrics are not on the chat's address; on their own, they count
+    // open sockets.
+    let chat = http(addr, "GET", "/metrics", &[], &[]).await.unwrap();
+    assert_eq!(chat.status, 404);
     let mut ws = Ws::connect(&n.ws_url()).await.unwrap();
     ws.register("alice").await;
-    let metrics = http(addr, "GET", "/metrics", &[], &[]).await.unwrap();
+    let ops = n.gateway.metrics_addr().unwrap();
+    let metrics = http(ops, "GET", "/metrics", &[], &[]).await.unwrap();
     assert_eq!(metrics.status, 200);
     let text = metrics.text();
     assert!(text.contains("confab_gateway_sockets"), "{text}");
@@ -1859,7 +1868,6 @@ async fn headers_health_and_metrics() {
         text.lines().any(|l| l == "confab_gateway_sockets 1"),
         "{text}"
     );
-    check(&metrics, "/metrics");
     // An API error carries the headers too.
     let r = http(addr, "GET", "/api/blob/x", &[], &[]).await.unwrap();
     assert_eq!(r.status, 401);

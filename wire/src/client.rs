@@ -17,7 +17,9 @@ use bincode::{Decode, Encode};
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::event::{Attachment, EditContent, MessageContent, Permissions, Setting, Visibility};
+use crate::event::{
+    Attachment, EditContent, InvitePolicy, MessageContent, Permissions, Setting, Visibility,
+};
 use crate::fed::{Ephemeral, Presence, TraceId};
 use crate::frame::{Frame, protocol_messages};
 use crate::ids::{BlobId, EventId, NodeId, PublicKey, RoomId, UserId};
@@ -25,8 +27,10 @@ use crate::sign::{ACCESS_TOKEN_TAG, NodeKey, SIGNATURE_LEN, SignedEvent, verify_
 
 /// ALPN of the client protocol.
 pub const CLIENT_ALPN: &[u8] = b"confab-client/1";
-/// The client protocol version this crate speaks.
-pub const CLIENT_PROTOCOL_VERSION: u16 = 1;
+/// The client protocol version this crate speaks. Version 2: presence
+/// names its audience ([`Push::Presence`]) and sign-ins carry the
+/// browser's address.
+pub const CLIENT_PROTOCOL_VERSION: u16 = 2;
 /// Most items in one page of history, search results or lists.
 pub const MAX_PAGE: u16 = 200;
 /// Most bytes in one upload or download chunk.
@@ -262,6 +266,9 @@ pub enum Request {
         password: String,
         /// Invite code, when registration needs one.
         invite_code: Option<String>,
+        /// The browser's address as the gateway sees it (behind trusted
+        /// proxies, the one they name), for the node's sign-in bounds.
+        address: Option<std::net::IpAddr>,
     },
     /// Log in.
     Login {
@@ -269,6 +276,8 @@ pub enum Request {
         username: String,
         /// Password.
         password: String,
+        /// The browser's address (see `Register`).
+        address: Option<std::net::IpAddr>,
     },
     /// Trade a refresh token for a new pair (rotation).
     Refresh {
@@ -725,6 +734,10 @@ pub struct RoomDetail {
     pub my_permissions: Permissions,
     /// The room's digest.
     pub digest: [u8; 32],
+    /// The rules version the room is judged by.
+    pub rules_version: u16,
+    /// Who may invite while the room is private.
+    pub invites: InvitePolicy,
 }
 
 /// Aggregated reactions to a message.
@@ -896,7 +909,19 @@ pub enum Push {
         /// The note's id.
         notice: u64,
     },
+    /// A user's presence, for the users of this gateway who share a room
+    /// (or a DM) with them: only their sockets may hear it.
+    Presence {
+        /// The signal (`Signal::Presence`).
+        presence: Ephemeral,
+        /// Who may hear it, at most [`MAX_AUDIENCE`].
+        audience: Vec<UserId>,
+    },
 }
+
+/// Most users named in one [`Push::Presence`]; a larger audience goes in
+/// several pushes.
+pub const MAX_AUDIENCE: usize = 1024;
 
 protocol_messages! {
     /// A frame of the client protocol.
@@ -928,6 +953,11 @@ impl ClientMessage {
                 }
                 _ => Ok(()),
             },
+            ClientMessage::Push(Push::Presence { audience, .. })
+                if audience.len() > MAX_AUDIENCE =>
+            {
+                Err(Error::invalid("presence audience", "too many users"))
+            }
             _ => Ok(()),
         }
     }

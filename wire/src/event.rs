@@ -12,8 +12,16 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::ids::{BlobId, ContentHash, EventId, RoomId, UserId};
 
-/// The room format this crate writes into create events.
-pub const ROOM_VERSION: u16 = 1;
+/// The rules version this crate writes into create events. Every node judges
+/// a room by the version its create event names, so a change to the auth
+/// rules is a new version and never splits a federation.
+///
+/// - 1: inviting needs `message.send`, whatever the room.
+/// - 2: inviting into a private room needs `room.settings` unless the room's
+///   [`Setting::Invites`] lets members invite.
+pub const ROOM_VERSION: u16 = 2;
+/// The oldest rules version this crate still judges.
+pub const OLDEST_ROOM_VERSION: u16 = 1;
 /// Most parents an event may name.
 pub const MAX_PREV: usize = 20;
 /// Most bytes of a signed header.
@@ -61,6 +69,18 @@ pub enum Setting {
     Topic(String),
     /// Public or private.
     Visibility(Visibility),
+    /// Who may invite into a private room (rules version 2 and later).
+    Invites(InvitePolicy),
+}
+
+/// Who may invite into a private room.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum InvitePolicy {
+    /// Only those holding `room.settings` (the default).
+    #[default]
+    RoomSettings,
+    /// Every member who may post.
+    Members,
 }
 
 /// Named permissions, as a bit set.
@@ -338,10 +358,19 @@ impl EventKind {
     fn validate(&self) -> Result<()> {
         match self {
             EventKind::Create(c) => {
-                if c.version != ROOM_VERSION {
+                if !(OLDEST_ROOM_VERSION..=ROOM_VERSION).contains(&c.version) {
                     return Err(Error::invalid(
                         "create",
-                        format!("room version {} (supported: {ROOM_VERSION})", c.version),
+                        format!(
+                            "room version {} (supported: {OLDEST_ROOM_VERSION} to {ROOM_VERSION})",
+                            c.version
+                        ),
+                    ));
+                }
+                if c.version < 2 && c.settings.iter().any(|s| matches!(s, Setting::Invites(_))) {
+                    return Err(Error::invalid(
+                        "create",
+                        "room version 1 has no invite setting",
                     ));
                 }
                 validate_settings(&c.settings, true)
@@ -374,7 +403,7 @@ fn validate_settings(settings: &[Setting], create: bool) -> Result<()> {
                 }
             }
             Setting::Topic(t) => check_text("topic", t, MAX_TOPIC_LEN)?,
-            Setting::Visibility(_) => {}
+            Setting::Visibility(_) | Setting::Invites(_) => {}
         }
     }
     Ok(())

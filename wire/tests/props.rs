@@ -277,8 +277,11 @@ fn fed_message() -> impl Strategy<Value = FedMessage> {
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        ("[a-z]{1,8}", text(20))
-            .prop_map(|(username, password)| Request::Login { username, password }),
+        ("[a-z]{1,8}", text(20)).prop_map(|(username, password)| Request::Login {
+            username,
+            password,
+            address: Some(std::net::IpAddr::from([192, 0, 2, 1])),
+        }),
         Just(Request::ListRooms),
         (
             room_s(),

@@ -54,8 +54,13 @@ fn signed_events_and_ids() {
         &codec::to_vec("e", message.signed()).unwrap(),
     );
     check_text("message_event_id", &message.id().to_string());
+    let current = common::create_event_current();
+    check(
+        "create_event_v2",
+        &codec::to_vec("e", current.signed()).unwrap(),
+    );
     // The vectors verify, and the ids are the hashes of the header bytes.
-    for ev in [&create, &message] {
+    for ev in [&create, &message, &current] {
         let again = ev.signed().clone().verify().unwrap();
         assert_eq!(again.id(), ev.id());
     }
@@ -249,6 +254,17 @@ fn client_samples() -> Vec<ClientMessage> {
         }),
         ClientMessage::Ping(1),
         ClientMessage::Pong(1),
+        ClientMessage::Push(Push::Presence {
+            presence: Ephemeral {
+                room: None,
+                user: common::alice(),
+                signal: Signal::Presence {
+                    state: Presence::Away,
+                    last_active: 1_700_000_000_000,
+                },
+            },
+            audience: vec![common::alice()],
+        }),
     ]
 }
 

@@ -452,6 +452,17 @@ export function settingsDialog(ctx, room) {
     const topic = h('textarea', { rows: 3, maxlength: 1000, testid: 'settings-topic', value: r?.topic ?? '', disabled: !can || r?.archived });
     const pub = h('input', { type: 'radio', name: 'svis', testid: 'settings-public', checked: r?.visibility !== 'private', disabled: !can || r?.archived, id: `svp-${++fieldSeq}` });
     const priv = h('input', { type: 'radio', name: 'svis', testid: 'settings-private', checked: r?.visibility === 'private', disabled: !can || r?.archived, id: `svq-${fieldSeq}` });
+    const detail = s.details.get(room);
+    // Rooms of rules version 1 let every member invite and have no such setting.
+    const hasInvites = !!detail && detail.rules_version >= 2;
+    const invites = h(
+      'select',
+      { testid: 'settings-invites', disabled: !can || r?.archived },
+      [
+        h('option', { value: 'room.settings', selected: detail?.invites !== 'members', text: 'Only people who can change room settings' }),
+        h('option', { value: 'members', selected: detail?.invites === 'members', text: 'Every member' }),
+      ],
+    );
     const level = h(
       'select',
       { testid: 'settings-notify' },
@@ -473,6 +484,7 @@ export function settingsDialog(ctx, room) {
           if (topic.value.trim() !== (r.topic ?? '')) st.topic = topic.value.trim();
           const vis = priv.checked ? 'private' : 'public';
           if (vis !== r.visibility) st.visibility = vis;
+          if (hasInvites && invites.value !== detail?.invites) st.invites = /** @type {'members'|'room.settings'} */ (invites.value);
           if (!Object.keys(st).length) return close();
           save.disabled = true;
           try {
@@ -496,6 +508,7 @@ export function settingsDialog(ctx, room) {
             h('label', { class: 'choice', for: pub.id }, pub, h('span', { text: 'Public — listed, anyone can join' })),
             h('label', { class: 'choice', for: priv.id }, priv, h('span', { text: 'Private — invite only' })),
           ),
+      dm || !hasInvites ? null : field('Who can invite to this room while it is private', invites),
       !can && !dm ? h('p', { class: 'muted small', text: 'Only members with the room.settings permission can change these.' }) : null,
       err,
       dm ? null : h('div', { class: 'dialog-actions' }, save),

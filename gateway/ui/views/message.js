@@ -670,6 +670,10 @@ export function renderSystem(ctx, item) {
         if (bits.length) bits.push('; ');
         bits.push(st.visibility === 'public' ? 'made the room public' : 'made the room private');
       }
+      if (st.invites) {
+        if (bits.length) bits.push('; ');
+        bits.push(st.invites === 'members' ? 'let every member invite people' : 'let only people who can change room settings invite');
+      }
       if (!bits.length) bits.push('changed the room settings');
       parts = [a(), ' ', ...bits];
       ic = 'settings';

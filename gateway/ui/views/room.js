@@ -60,7 +60,7 @@ export function roomView(ctx, room) {
               icon('users'),
               h('span', { class: 'count', text: members }),
             ),
-        dm || r?.archived || (r?.visibility === 'private' && !s.can(room, 'room.settings'))
+        !s.mayInvite(room)
           ? null
           : iconButton('user-plus', 'Invite people', { testid: 'invite-button', onclick: () => userPickerDialog(ctx, 'invite', room) }),
         iconButton('settings', 'Room settings', { testid: 'room-settings-button', onclick: () => settingsDialog(ctx, room) }),

@@ -165,7 +165,7 @@ export function timelineView(ctx, room) {
     if (!hasMessages) {
       const topic = r?.topic?.trim();
       const invite =
-        r && r.visibility === 'private' && !r.direct_with && s.can(room, 'room.settings')
+        r && r.visibility === 'private' && s.mayInvite(room)
           ? h('button', { type: 'button', class: 'btn btn-primary', testid: 'empty-room-invite', onclick: () => s.emit('invite-dialog', room) }, icon('user-plus'), ' Invite people')
           : null;
       start.append(

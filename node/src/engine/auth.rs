@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use bincode::{Decode, Encode};
 
-use confab_wire::event::{EventKind, Setting};
+use confab_wire::event::{EventKind, InvitePolicy, Setting};
 use confab_wire::{EventId, Permissions, UserId};
 
 use super::EventMeta;
@@ -103,6 +103,9 @@ pub enum Rejection {
         /// The first sequence number that was forked.
         seq: u64,
     },
+    /// The setting does not exist in the room's rules version.
+    #[error("this room's rules version has no such setting")]
+    UnsupportedSetting,
 }
 
 impl Rejection {
@@ -135,6 +138,7 @@ impl Rejection {
             Rejection::MuteInPast => "mute_in_past",
             Rejection::SecondCreate => "second_create",
             Rejection::Equivocation { .. } => "equivocation",
+            Rejection::UnsupportedSetting => "unsupported_setting",
         }
     }
 }
@@ -333,6 +337,10 @@ pub fn judge(
         EventKind::Settings(settings) => {
             joined(&a)?;
             need(&a, Permissions::ROOM_SETTINGS)?;
+            if state.rules.version < 2 && settings.iter().any(|s| matches!(s, Setting::Invites(_)))
+            {
+                return Err(Rejection::UnsupportedSetting);
+            }
             if state.direct
                 && settings.iter().any(|s| {
                     matches!(
@@ -352,6 +360,15 @@ pub fn judge(
         EventKind::Invite { target } => {
             joined(&a)?;
             need(&a, Permissions::MESSAGE_SEND)?;
+            // Version 1 let any member invite; from version 2 a private
+            // room's invitations need `room.settings` unless the room lets
+            // members invite.
+            if state.rules.version >= 2
+                && state.visibility == confab_wire::event::Visibility::Private
+                && state.rules.invites == InvitePolicy::RoomSettings
+            {
+                need(&a, Permissions::ROOM_SETTINGS)?;
+            }
             not_muted(&a)?;
             match state.membership(target) {
                 Membership::Joined { .. } | Membership::Invited => Err(Rejection::AlreadyMember),

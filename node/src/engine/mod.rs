@@ -331,8 +331,9 @@ impl MemHistory {
 
 /// What the engine keeps in memory between events: small, whatever the
 /// room's size, so that a room opens without reading its history.
+/// `R` is [`state::Rules`] but in the store's migration of schema 1.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct Hot {
+pub struct Hot<R = state::Rules> {
     /// The room's create event.
     pub create: Arc<EventMeta>,
     /// Events with no children.
@@ -348,9 +349,34 @@ pub struct Hot {
     /// Number of events held.
     pub count: u64,
     /// State after every event.
-    pub state: RoomState,
+    pub state: RoomState<R>,
     /// Events since the last checkpoint.
     pub since_checkpoint: u64,
+}
+
+impl<R> Hot<R> {
+    /// The rules version the room's create event names.
+    pub fn rules_version(&self) -> u16 {
+        match &self.create.kind {
+            EventKind::Create(c) => c.version,
+            _ => 1,
+        }
+    }
+
+    /// The same hot state with other rules (the store's schema migration).
+    pub fn map_rules<S>(self, f: impl FnOnce(R) -> S) -> Hot<S> {
+        Hot {
+            create: self.create,
+            heads: self.heads,
+            tips: self.tips,
+            forks: self.forks,
+            claims: self.claims,
+            last: self.last,
+            count: self.count,
+            state: self.state.map_rules(f),
+            since_checkpoint: self.since_checkpoint,
+        }
+    }
 }
 
 /// One room's order, verdicts and state over a [`History`].
@@ -379,7 +405,7 @@ impl<H: History> RoomEngine<H> {
         };
         let meta = Arc::new(EventMeta::new(create.id(), h));
         let room = create.room();
-        let mut state = RoomState::new(room, h.author.clone(), c.direct, h.origin_seq);
+        let mut state = RoomState::new(room, h.author.clone(), c.direct, h.origin_seq, c.version);
         state.apply_settings(&c.settings);
         history.insert(meta.clone(), Verdict::Accepted);
         history.put_checkpoint(Position::AFTER_CREATE, state.clone());

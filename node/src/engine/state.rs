@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bincode::{Decode, Encode};
-use confab_wire::event::{Setting, Visibility};
+use confab_wire::event::{InvitePolicy, Setting, Visibility};
 use confab_wire::{EventId, Permissions, RoomId, UserId};
 use sha2::{Digest, Sha256};
 
@@ -57,9 +57,29 @@ pub enum Membership {
     Banned,
 }
 
-/// The folded state of a room.
+/// What the room's rules version decides beyond membership and roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Rules {
+    /// The rules version its create event names.
+    pub version: u16,
+    /// Who may invite while the room is private (version 2 and later).
+    pub invites: InvitePolicy,
+}
+
+impl Rules {
+    /// The rules of a room created with `version`.
+    pub fn of_version(version: u16) -> Rules {
+        Rules {
+            version,
+            invites: InvitePolicy::default(),
+        }
+    }
+}
+
+/// The folded state of a room. `R` is [`Rules`] everywhere but in the
+/// store's migration of schema 1, whose states had none (`()`).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-pub struct RoomState {
+pub struct RoomState<R = Rules> {
     /// The room.
     pub room: RoomId,
     /// Its creator (the owner, who cannot be demoted).
@@ -86,11 +106,35 @@ pub struct RoomState {
     pub pins: Vec<EventId>,
     /// Accepted events counted so far.
     pub accepted: u64,
+    /// The rules it is judged by.
+    pub rules: R,
+}
+
+impl<R> RoomState<R> {
+    /// The same state with other rules (the store's schema migration).
+    pub fn map_rules<S>(self, f: impl FnOnce(R) -> S) -> RoomState<S> {
+        RoomState {
+            room: self.room,
+            creator: self.creator,
+            direct: self.direct,
+            name: self.name,
+            topic: self.topic,
+            visibility: self.visibility,
+            archived: self.archived,
+            members: self.members,
+            roles: self.roles,
+            grants: self.grants,
+            mutes: self.mutes,
+            pins: self.pins,
+            accepted: self.accepted,
+            rules: f(self.rules),
+        }
+    }
 }
 
 impl RoomState {
     /// The state right after a room's create event.
-    pub fn new(room: RoomId, creator: UserId, direct: bool, create_seq: u64) -> Self {
+    pub fn new(room: RoomId, creator: UserId, direct: bool, create_seq: u64, version: u16) -> Self {
         let mut s = RoomState {
             room,
             creator: creator.clone(),
@@ -105,6 +149,7 @@ impl RoomState {
             mutes: BTreeMap::new(),
             pins: Vec::new(),
             accepted: 1,
+            rules: Rules::of_version(version),
         };
         s.members
             .insert(creator.clone(), Membership::Joined { seq: create_seq });
@@ -122,6 +167,7 @@ impl RoomState {
                 Setting::Name(n) => self.name.clone_from(n),
                 Setting::Topic(t) => self.topic.clone_from(t),
                 Setting::Visibility(v) => self.visibility = *v,
+                Setting::Invites(p) => self.rules.invites = *p,
             }
         }
     }
@@ -225,6 +271,15 @@ impl RoomState {
             put(p.as_bytes());
         }
         put(&self.accepted.to_be_bytes());
+        // Version 1 states hash as they always did, so nodes of different
+        // releases agree on them.
+        if self.rules.version >= 2 {
+            put(&self.rules.version.to_be_bytes());
+            put(&[match self.rules.invites {
+                InvitePolicy::RoomSettings => 0,
+                InvitePolicy::Members => 1,
+            }]);
+        }
         h.finalize().into()
     }
 }

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use confab_wire::event::{
-    Content, CreateRoom, EditContent, MessageContent, ReasonContent, Setting, Visibility,
+    Content, CreateRoom, EditContent, InvitePolicy, MessageContent, ReasonContent, Setting,
+    Visibility,
 };
 use confab_wire::{EventKind, NodeKey, Permissions, UserId, VerifiedEvent};
 
@@ -46,12 +47,26 @@ struct Replica {
 }
 
 fn create_room(n: u8, creator: &str, visibility: Visibility, direct: bool) -> Replica {
+    create_room_of_version(
+        n,
+        creator,
+        visibility,
+        direct,
+        confab_wire::event::ROOM_VERSION,
+    )
+}
+
+fn create_room_of_version(
+    n: u8,
+    creator: &str,
+    visibility: Visibility,
+    direct: bool,
+    version: u16,
+) -> Replica {
     let k = key(n);
-    let header = EventHeader::create(
-        user(n, creator),
-        CreateRoom::named("general", visibility, direct),
-        T0,
-    );
+    let mut create = CreateRoom::named("general", visibility, direct);
+    create.version = version;
+    let header = EventHeader::create(user(n, creator), create, T0);
     let ev = k.sign_event(header, &Content::Empty).unwrap();
     Replica {
         engine: RoomEngine::new(&ev).unwrap(),
@@ -163,6 +178,82 @@ fn private_rooms_need_an_invitation() {
         Rejection::AlreadyMember,
     );
     accepted(&a.post(&bob, EventKind::Join).1);
+}
+
+fn invite(target: &UserId) -> EventKind {
+    EventKind::Invite {
+        target: target.clone(),
+    }
+}
+
+#[test]
+fn inviting_into_a_private_room_follows_the_rooms_rules_version() {
+    let alice = user(1, "alice");
+    let bob = user(1, "bob");
+    let puppet = user(2, "puppet");
+    let invites = |p| EventKind::Settings(vec![Setting::Invites(p)]);
+    // Version 1: any member who may post invites, and the setting does not exist.
+    let mut v1 = create_room_of_version(1, "alice", Visibility::Private, false, 1);
+    accepted(&v1.post(&alice, invite(&bob)).1);
+    accepted(&v1.post(&bob, EventKind::Join).1);
+    accepted(&v1.post(&bob, invite(&puppet)).1);
+    rejected(
+        &v1.post(&alice, invites(InvitePolicy::Members)).1,
+        Rejection::UnsupportedSetting,
+    );
+    // Version 2: a plain member needs `room.settings` ...
+    let mut v2 = create_room_of_version(1, "alice", Visibility::Private, false, 2);
+    accepted(&v2.post(&alice, invite(&bob)).1);
+    accepted(&v2.post(&bob, EventKind::Join).1);
+    rejected(
+        &v2.post(&bob, invite(&puppet)).1,
+        Rejection::Forbidden {
+            needs: Permissions::ROOM_SETTINGS,
+        },
+    );
+    // ... and the setting is for those who hold it ...
+    rejected(
+        &v2.post(&bob, invites(InvitePolicy::Members)).1,
+        Rejection::Forbidden {
+            needs: Permissions::ROOM_SETTINGS,
+        },
+    );
+    // ... until the room lets members invite.
+    accepted(&v2.post(&alice, invites(InvitePolicy::Members)).1);
+    accepted(&v2.post(&bob, invite(&puppet)).1);
+    accepted(&v2.post(&alice, invites(InvitePolicy::RoomSettings)).1);
+    rejected(
+        &v2.post(&bob, invite(&user(2, "another"))).1,
+        Rejection::Forbidden {
+            needs: Permissions::ROOM_SETTINGS,
+        },
+    );
+    // A public room needs no invitation, so members may invite to it.
+    let mut public = create_room_of_version(1, "alice", Visibility::Public, false, 2);
+    accepted(&public.post(&bob, EventKind::Join).1);
+    accepted(&public.post(&bob, invite(&puppet)).1);
+    // The setting is part of the state both replicas fold.
+    let mut late = v2.join_replica(2);
+    late.sync_from(&v2);
+    assert_eq!(late.engine.digest(), v2.engine.digest());
+    assert_eq!(
+        late.engine.state().rules.invites,
+        InvitePolicy::RoomSettings
+    );
+}
+
+#[test]
+fn a_room_of_an_unknown_rules_version_is_refused() {
+    let k = key(1);
+    for version in [0, confab_wire::event::ROOM_VERSION + 1] {
+        let mut create = CreateRoom::named("general", Visibility::Public, false);
+        create.version = version;
+        let header = EventHeader::create(user(1, "alice"), create, T0);
+        assert!(
+            k.sign_event(header, &Content::Empty).is_err(),
+            "version {version}"
+        );
+    }
 }
 
 #[test]

@@ -54,11 +54,16 @@ impl NodeRooms {
             }
         }
         let recovering = store.recovering()?;
-        let unconfirmed = if recovering {
-            rooms.keys().copied().collect()
-        } else {
-            HashSet::new()
-        };
+        // Only rooms that have not caught up since recovery began wait;
+        // those that have need nothing from their peers after a restart.
+        let mut unconfirmed = HashSet::new();
+        if recovering {
+            for id in rooms.keys() {
+                if !store.caught_up(id)? {
+                    unconfirmed.insert(*id);
+                }
+            }
+        }
         let mut this = NodeRooms {
             store,
             local,
@@ -82,6 +87,18 @@ impl NodeRooms {
             this.unconfirmed.remove(&r);
         }
         Ok(this)
+    }
+
+    /// Keeps the store's caught-up mark in step (only while recovering:
+    /// otherwise nothing waits at a restart).
+    fn mark_caught_up(&self, room: &RoomId, on: bool) {
+        if self.recovering
+            && let Err(e) = self.store.set_caught_up(room, on)
+        {
+            // Unmarked, the room waits for its peers once more after a
+            // restart: slower, never wrong.
+            tracing::warn!(%room, error = %e, "could not record that the room caught up");
+        }
     }
 
     /// The federation metrics (shared by clones).
@@ -403,6 +420,7 @@ impl Rooms for NodeRooms {
             // would reuse a sequence number.
             self.heard.remove(room);
             if self.unconfirmed.insert(*room) {
+                self.mark_caught_up(room, false);
                 tracing::warn!(%room, mine, theirs, "a peer holds more of this node's chain; catching up before posting");
             }
             return;
@@ -418,6 +436,7 @@ impl Rooms for NodeRooms {
         if peers.iter().all(|p| heard.contains(p)) {
             self.heard.remove(room);
             self.unconfirmed.remove(room);
+            self.mark_caught_up(room, true);
             tracing::info!(%room, seq = mine, "caught up with this node's own chain");
         }
     }

@@ -2,12 +2,16 @@
 //! access tokens signed by the node, refresh tokens rotated on every use
 //! (a rotated token presented again revokes its whole login), logout.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use confab_wire::client::{AccessToken, ClientError, ErrorCode, SessionGrant, TokenClaims};
 use confab_wire::{NodeKey, UserId};
 use sha2::{Digest, Sha256};
 
+use super::limits::{Limit, Limits};
+use super::passwords::Passwords;
+use super::throttle::{Throttle, Wait};
 use crate::store::Store;
 use crate::store::accounts::{Account, Refresh};
 use confab_wire::client::Registration as RegistrationMode;
@@ -35,31 +39,11 @@ pub(crate) fn internal(e: crate::Error) -> ClientError {
     )
 }
 
-/// argon2id with OWASP's recommended cost (19 MiB, 2 passes, 1 lane).
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
 fn random_bytes<const N: usize>() -> Result<[u8; N], ClientError> {
     let mut b = [0u8; N];
     getrandom::getrandom(&mut b)
         .map_err(|_| error(ErrorCode::Internal, "no randomness available"))?;
     Ok(b)
-}
-
-/// Hashes a password in PHC string form.
-pub fn hash_password(password: &str) -> Result<String, ClientError> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>()?)
-        .map_err(|_| error(ErrorCode::Internal, "cannot make a salt"))?;
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|_| error(ErrorCode::Internal, "cannot hash the password"))
-}
-
-fn password_matches(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
 }
 
 /// Invite codes are typed by people: base32 in groups of four, no
@@ -87,12 +71,6 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Checks the password rules, then hashes it.
-pub fn hash_password_checked(password: &str) -> Result<String, ClientError> {
-    check_password(password)?;
-    hash_password(password)
-}
-
 fn check_password(password: &str) -> Result<(), ClientError> {
     let chars = password.chars().count();
     if chars < PASSWORD_MIN {
@@ -115,16 +93,64 @@ fn check_password(password: &str) -> Result<(), ClientError> {
 pub struct Accounts {
     key: NodeKey,
     store: Store,
+    passwords: Arc<Passwords>,
+    throttle: Arc<Throttle>,
     /// A hash to check wrong user names against, so a login takes as long
     /// whether or not the name exists.
     decoy: String,
 }
 
+/// Where sign-ins without an address (never from a gateway) are counted.
+const NO_ADDRESS: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+
 impl Accounts {
-    /// Accounts kept in `store`, tokens signed with `key`.
-    pub fn new(key: NodeKey, store: Store) -> Result<Accounts, ClientError> {
-        let decoy = hash_password("decoy password that matches nothing")?;
-        Ok(Accounts { key, store, decoy })
+    /// Accounts kept in `store`, tokens signed with `key`; each address
+    /// may fail `free_failures_per_address` sign-ins before backing off.
+    pub fn new(
+        key: NodeKey,
+        store: Store,
+        free_failures_per_address: u32,
+    ) -> Result<Accounts, ClientError> {
+        let passwords = Arc::new(Passwords::for_this_machine());
+        let decoy = passwords.hash("decoy password that matches nothing")?;
+        Ok(Accounts {
+            key,
+            store,
+            passwords,
+            throttle: Arc::new(Throttle::new(free_failures_per_address)),
+            decoy,
+        })
+    }
+
+    /// Checks the password rules, then hashes it.
+    pub fn hash_password_checked(&self, password: &str) -> Result<String, ClientError> {
+        check_password(password)?;
+        self.passwords.hash(password)
+    }
+
+    /// Refuses a try that must wait, counting it under its bound.
+    fn throttled(
+        &self,
+        limits: &Limits,
+        name: &str,
+        address: IpAddr,
+        now: u64,
+    ) -> Result<(), ClientError> {
+        let (limit, ms) = match self.throttle.check(name, address, now) {
+            Ok(()) => return Ok(()),
+            Err(Wait::Address { ms }) => (Limit::SignInAddress, ms),
+            Err(Wait::Account { ms }) => (Limit::SignInAccount, ms),
+        };
+        match limit {
+            Limit::SignInAddress => limits.refused(limit, &address, now),
+            _ => limits.refused(limit, &format!("{name} from {address}"), now),
+        }
+        let mut e = error(
+            ErrorCode::RateLimited,
+            "too many failed sign-ins from here; wait a moment and try again",
+        );
+        e.retry_after_ms = Some(ms.max(1));
+        Err(e)
     }
 
     fn user(&self, username: &str) -> Result<UserId, ClientError> {
@@ -135,12 +161,15 @@ impl Accounts {
     /// Creates an account and logs it in.
     pub fn register(
         &self,
+        limits: &Limits,
         mode: RegistrationMode,
-        username: &str,
-        password: &str,
+        (username, password): (&str, &str),
         invite_code: Option<&str>,
+        address: Option<IpAddr>,
         now: u64,
     ) -> Result<SessionGrant, ClientError> {
+        let address = address.unwrap_or(NO_ADDRESS);
+        self.throttled(limits, "", address, now)?;
         let user = self.user(username)?;
         check_password(password)?;
         let code = match mode {
@@ -163,6 +192,8 @@ impl Accounts {
                     .redeem_invite(&token_hash(code), now)
                     .map_err(internal)?
                 {
+                    // Guessing codes backs off like guessing passwords.
+                    self.throttle.failed_address(address, now);
                     return Err(error(
                         ErrorCode::RegistrationClosed,
                         "that invite code is not valid (unknown, used up or expired)",
@@ -173,7 +204,7 @@ impl Accounts {
         };
         let account = Account {
             localpart: user.localpart().to_string(),
-            password_hash: hash_password(password)?,
+            password_hash: self.passwords.hash(password)?,
             display_name: user.localpart().to_string(),
             avatar: None,
             status: String::new(),
@@ -207,7 +238,7 @@ impl Accounts {
         let user = self.user(username)?;
         let account = Account {
             localpart: user.localpart().to_string(),
-            password_hash: hash_password_checked(password)?,
+            password_hash: self.hash_password_checked(password)?,
             display_name: display_name
                 .map(str::trim)
                 .filter(|d| !d.is_empty())
@@ -239,25 +270,34 @@ impl Accounts {
         Ok(code)
     }
 
-    /// Logs in with a password.
+    /// Logs in with a password. Failures back off per address and per
+    /// account (see [`super::throttle`]); a right password from an
+    /// address that has not been failing always gets in.
     pub fn login(
         &self,
-        username: &str,
-        password: &str,
+        limits: &Limits,
+        (username, password): (&str, &str),
+        address: Option<IpAddr>,
         now: u64,
     ) -> Result<SessionGrant, ClientError> {
+        let address = address.unwrap_or(NO_ADDRESS);
+        let name = username.to_lowercase();
+        self.throttled(limits, &name, address, now)?;
         let wrong = || error(ErrorCode::Unauthenticated, "wrong user name or password");
         let account = match self.user(username) {
             Ok(u) => self.store.account(u.localpart()).map_err(internal)?,
             Err(_) => None,
         };
         let Some(account) = account else {
-            let _ = password_matches(password, &self.decoy);
+            let _ = self.passwords.matches(password, &self.decoy)?;
+            self.throttle.failed(&name, address, now);
             return Err(wrong());
         };
-        if !password_matches(password, &account.password_hash) {
+        if !self.passwords.matches(password, &account.password_hash)? {
+            self.throttle.failed(&name, address, now);
             return Err(wrong());
         }
+        self.throttle.succeeded(&name, address);
         if account.disabled {
             return Err(error(
                 ErrorCode::Disabled,
@@ -424,8 +464,15 @@ impl Accounts {
 mod tests {
     use super::*;
 
+    static L: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(Limits::default);
+
     fn accounts() -> Accounts {
-        Accounts::new(NodeKey::from_secret(&[3; 32]), Store::temporary().unwrap()).unwrap()
+        Accounts::new(
+            NodeKey::from_secret(&[3; 32]),
+            Store::temporary().unwrap(),
+            20,
+        )
+        .unwrap()
     }
 
     const T: u64 = 1_800_000_000_000;
@@ -434,7 +481,14 @@ mod tests {
     fn register_login_and_wrong_passwords() {
         let a = accounts();
         let g = a
-            .register(RegistrationMode::Open, "alice", "correct horse", None, T)
+            .register(
+                &L,
+                RegistrationMode::Open,
+                ("alice", "correct horse"),
+                None,
+                None,
+                T,
+            )
             .unwrap();
         assert_eq!(g.user.localpart(), "alice");
         assert_eq!(
@@ -442,21 +496,35 @@ mod tests {
             g.user
         );
         let e = a
-            .register(RegistrationMode::Open, "alice", "another one", None, T)
+            .register(
+                &L,
+                RegistrationMode::Open,
+                ("alice", "another one"),
+                None,
+                None,
+                T,
+            )
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict);
         let e = a
-            .register(RegistrationMode::Open, "bob", "short", None, T)
+            .register(&L, RegistrationMode::Open, ("bob", "short"), None, None, T)
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
         assert!(e.message.contains("at least 8"), "{}", e.message);
         let e = a
-            .register(RegistrationMode::Open, "Bad Name!", "long enough", None, T)
+            .register(
+                &L,
+                RegistrationMode::Open,
+                ("Bad Name!", "long enough"),
+                None,
+                None,
+                T,
+            )
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
         for mode in [RegistrationMode::Closed, RegistrationMode::Invite] {
             let e = a
-                .register(mode, "carol", "long enough", None, T)
+                .register(&L, mode, ("carol", "long enough"), None, None, T)
                 .unwrap_err();
             assert_eq!(e.code, ErrorCode::RegistrationClosed);
         }
@@ -465,10 +533,11 @@ mod tests {
         assert_eq!(code.len(), 19, "{code}");
         let e = a
             .register(
+                &L,
                 RegistrationMode::Invite,
-                "carol",
-                "long enough",
+                ("carol", "long enough"),
                 Some("nope"),
+                None,
                 T,
             )
             .unwrap_err();
@@ -476,28 +545,31 @@ mod tests {
         // A taken name does not spend the code.
         let e = a
             .register(
+                &L,
                 RegistrationMode::Invite,
-                "alice",
-                "long enough",
+                ("alice", "long enough"),
                 Some(&code),
+                None,
                 T,
             )
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::Conflict);
         a.register(
+            &L,
             RegistrationMode::Invite,
-            "carol",
-            "long enough",
+            ("carol", "long enough"),
             Some(&code),
+            None,
             T,
         )
         .unwrap();
         let e = a
             .register(
+                &L,
                 RegistrationMode::Invite,
-                "dave",
-                "long enough",
+                ("dave", "long enough"),
                 Some(&code),
+                None,
                 T,
             )
             .unwrap_err();
@@ -505,17 +577,20 @@ mod tests {
         let late = a.create_invite(5, T + 10, T).unwrap();
         let e = a
             .register(
+                &L,
                 RegistrationMode::Invite,
-                "erin",
-                "long enough",
+                ("erin", "long enough"),
                 Some(&late),
+                None,
                 T + 10,
             )
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::RegistrationClosed, "expired");
-        assert!(a.login("alice", "correct horse", T).is_ok());
-        let wrong = a.login("alice", "wrong horse!", T).unwrap_err();
-        let unknown = a.login("nobody", "wrong horse!", T).unwrap_err();
+        assert!(a.login(&L, ("alice", "correct horse"), None, T).is_ok());
+        let wrong = a.login(&L, ("alice", "wrong horse!"), None, T).unwrap_err();
+        let unknown = a
+            .login(&L, ("nobody", "wrong horse!"), None, T)
+            .unwrap_err();
         assert_eq!(
             wrong, unknown,
             "a wrong name and a wrong password look alike"
@@ -526,7 +601,14 @@ mod tests {
     fn tokens_expire_rotate_and_reuse_revokes_the_login() {
         let a = accounts();
         let g = a
-            .register(RegistrationMode::Open, "alice", "correct horse", None, T)
+            .register(
+                &L,
+                RegistrationMode::Open,
+                ("alice", "correct horse"),
+                None,
+                None,
+                T,
+            )
             .unwrap();
         let late = T + ACCESS_TTL_MS + 1;
         assert_eq!(
@@ -562,10 +644,17 @@ mod tests {
     fn logout_and_logout_everywhere() {
         let a = accounts();
         let g1 = a
-            .register(RegistrationMode::Open, "alice", "correct horse", None, T)
+            .register(
+                &L,
+                RegistrationMode::Open,
+                ("alice", "correct horse"),
+                None,
+                None,
+                T,
+            )
             .unwrap();
-        let g2 = a.login("alice", "correct horse", T).unwrap();
-        let g3 = a.login("alice", "correct horse", T).unwrap();
+        let g2 = a.login(&L, ("alice", "correct horse"), None, T).unwrap();
+        let g3 = a.login(&L, ("alice", "correct horse"), None, T).unwrap();
         let c1 = a.authenticate(Some(&g1.access_token), T).unwrap();
         // Another login's token cannot end this one.
         assert!(a.logout(&g2.refresh_token, &c1).is_err());

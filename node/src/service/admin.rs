@@ -417,7 +417,12 @@ impl AdminService {
             AdminCommand::UserEnable { name } => self.set_disabled(name, false),
             AdminCommand::UserResetPassword { name, password } => {
                 let user = self.local_user(name)?;
-                let hash = super::accounts::hash_password_checked(password).map_err(from_client)?;
+                let hash = self
+                    .svc
+                    .inner
+                    .accounts
+                    .hash_password_checked(password)
+                    .map_err(from_client)?;
                 self.svc
                     .store()
                     .update_account(name, |a| a.password_hash.clone_from(&hash))
@@ -1652,6 +1657,7 @@ mod tests {
             max_upload_bytes: 1,
             messages_per_minute: 1,
             welcome_bot: true,
+            sign_in_failures_per_address: 20,
         };
         apply_setting(&mut s, "registration", "invite").ok();
         apply_setting(&mut s, "welcome_bot", "off").ok();

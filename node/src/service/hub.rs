@@ -229,6 +229,29 @@ impl Hub {
             .collect()
     }
 
+    /// For each gateway, which of `users` have a session on it.
+    pub(crate) fn users_by_gateway(
+        &self,
+        users: &HashSet<UserId>,
+    ) -> HashMap<GatewayId, Vec<UserId>> {
+        let mut out: HashMap<GatewayId, Vec<UserId>> = HashMap::new();
+        for (id, g) in &self.gateways {
+            let mut on: Vec<UserId> = g
+                .sessions
+                .values()
+                .map(|s| &s.user)
+                .filter(|u| users.contains(*u))
+                .cloned()
+                .collect();
+            on.sort();
+            on.dedup();
+            if !on.is_empty() {
+                out.insert(*id, on);
+            }
+        }
+        out
+    }
+
     /// Users with a session on some gateway.
     pub(crate) fn online_users(&self) -> HashSet<UserId> {
         self.gateways

@@ -12,9 +12,7 @@ use confab_wire::{BlobId, ClientMessage, EventId, RoomId, UserId};
 
 use super::accounts::{error, internal};
 use super::sniff::{Sniffed, sniff};
-use super::{
-    CATCH_UP_MAX, ClientService, GatewayId, UPLOAD_IDLE_MS, UPLOADS_MAX, Upload, bad, lock,
-};
+use super::{CATCH_UP_MAX, ClientService, GatewayId, bad, lock};
 use crate::engine::Membership;
 use crate::store::client::MAX_IDEMPOTENCY_KEY_LEN;
 
@@ -284,6 +282,11 @@ impl ClientService {
                 );
             }
         }
+        // A reader of a public room keeps a position; only members tell
+        // the room theirs.
+        if self.may_signal(user, room).is_err() {
+            return Ok(Response::Done);
+        }
         let e = Ephemeral {
             room: Some(*room),
             user: user.clone(),
@@ -403,9 +406,10 @@ impl ClientService {
         match self.member_state(user, room)? {
             (Membership::Joined { .. }, _) => {}
             (Membership::Invited | Membership::Left, confab_wire::event::Visibility::Public) => {}
-            _ => {
+            (Membership::Invited | Membership::Banned, _) => {
                 return Err(error(ErrorCode::Forbidden, "join the room to follow it"));
             }
+            _ => return Err(super::rooms::hidden()),
         }
         let missed = match &after {
             Some(after) => {
@@ -469,6 +473,7 @@ impl ClientService {
     pub(super) fn upload_start(
         &self,
         user: &UserId,
+        owner: super::uploads::Owner,
         size: u64,
         name: String,
         now: u64,
@@ -486,63 +491,11 @@ impl ClientService {
         if name.is_empty() || name.len() > confab_wire::event::MAX_FILE_NAME_LEN {
             return Err(bad("the file name must be 1 to 255 bytes"));
         }
-        let mut uploads = lock(&self.inner.uploads);
-        uploads.retain(|_, u| now.saturating_sub(u.touched) < UPLOAD_IDLE_MS);
-        if uploads.len() >= UPLOADS_MAX {
-            let mut e = error(
-                ErrorCode::RateLimited,
-                "too many uploads in progress; try again shortly",
-            );
-            e.retry_after_ms = Some(2000);
-            return Err(e);
-        }
-        let id = self
+        let upload = self
             .inner
-            .next_upload
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        uploads.insert(
-            id,
-            Upload {
-                user: user.clone(),
-                name,
-                size,
-                bytes: Vec::new(),
-                touched: now,
-            },
-        );
-        Ok(Response::Upload { upload: id })
-    }
-
-    pub(super) fn upload_chunk(
-        &self,
-        user: &UserId,
-        upload: u64,
-        offset: u64,
-        data: Vec<u8>,
-        now: u64,
-    ) -> Result<Response, ClientError> {
-        if data.len() > MAX_CLIENT_CHUNK {
-            return Err(bad("chunk too large"));
-        }
-        let mut uploads = lock(&self.inner.uploads);
-        let Some(u) = uploads.get_mut(&upload).filter(|u| &u.user == user) else {
-            return Err(error(
-                ErrorCode::NotFound,
-                "no such upload (it may have expired)",
-            ));
-        };
-        if offset != u.bytes.len() as u64 {
-            return Err(bad(format!("expected offset {}", u.bytes.len())));
-        }
-        if u.bytes.len() as u64 + data.len() as u64 > u.size {
-            return Err(error(ErrorCode::TooLarge, "more bytes than declared"));
-        }
-        if u.bytes.is_empty() {
-            u.bytes.reserve_exact(u.size as usize);
-        }
-        u.bytes.extend_from_slice(&data);
-        u.touched = now;
-        Ok(Response::Done)
+            .uploads
+            .start(&self.inner.limits, user, owner, size, name, now)?;
+        Ok(Response::Upload { upload })
     }
 
     pub(super) fn upload_finish(
@@ -550,48 +503,13 @@ impl ClientService {
         user: &UserId,
         upload: u64,
     ) -> Result<Response, ClientError> {
-        let u = {
-            let mut uploads = lock(&self.inner.uploads);
-            match uploads.get(&upload) {
-                Some(u) if &u.user == user => uploads.remove(&upload),
-                _ => None,
-            }
-        };
-        let Some(u) = u else {
-            return Err(error(
-                ErrorCode::NotFound,
-                "no such upload (it may have expired)",
-            ));
-        };
-        if u.bytes.len() as u64 != u.size {
-            return Err(bad(format!(
-                "received {} of {} bytes",
-                u.bytes.len(),
-                u.size
-            )));
-        }
-        let (mime, dimensions) = match sniff(&u.bytes) {
-            Sniffed::Allowed { mime, dimensions } => (mime, dimensions),
-            Sniffed::Refused { what } => {
-                return Err(error(
-                    ErrorCode::UnsupportedType,
-                    format!("{} is {what}; such files are not allowed", u.name),
-                ));
-            }
-        };
         let store = &self.inner.store;
-        let blob = store.put_blob(&u.bytes).map_err(internal)?;
+        let attachment = self.inner.uploads.finish(store, user, upload)?;
         store
-            .note_uploader(&blob, user.localpart())
+            .note_uploader(&attachment.blob, user.localpart())
             .map_err(internal)?;
         store.wait_durable().map_err(internal)?;
-        Ok(Response::Attachment(Attachment {
-            blob,
-            size: u.size,
-            mime: mime.to_string(),
-            name: u.name,
-            dimensions,
-        }))
+        Ok(Response::Attachment(attachment))
     }
 
     /// A user may read a file they uploaded, an avatar, or a file posted

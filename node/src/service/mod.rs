@@ -13,12 +13,16 @@ pub mod accounts;
 pub mod admin;
 pub mod admin_link;
 pub mod hub;
+pub mod limits;
 pub mod messages;
 pub mod notes;
+pub mod passwords;
 pub mod rooms;
 pub mod sniff;
+pub mod throttle;
 pub mod transport;
 pub mod unread;
+pub mod uploads;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
@@ -41,10 +45,7 @@ use accounts::{Accounts, error, internal};
 pub use hub::GatewayId;
 use hub::Hub;
 
-/// Uploads in progress at once, node-wide (each holds its bytes in memory).
-pub const UPLOADS_MAX: usize = 64;
-/// An upload idle this long is dropped.
-pub const UPLOAD_IDLE_MS: u64 = 10 * 60 * 1000;
+pub use uploads::{UPLOAD_IDLE_MS, UPLOADS_MAX, UPLOADS_PER_USER_MAX};
 /// How often local users' presence is repeated to peers.
 pub const PRESENCE_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 /// How often the node's gauges are refreshed.
@@ -63,6 +64,9 @@ pub struct ServiceSettings {
     pub messages_per_minute: u32,
     /// The welcome bot greets users on their first join to a room.
     pub welcome_bot: bool,
+    /// Failed sign-ins one address may make before it backs off
+    /// (`limits.sign_in_failures_per_address`; read at start).
+    pub sign_in_failures_per_address: u32,
 }
 
 impl ServiceSettings {
@@ -78,6 +82,7 @@ impl ServiceSettings {
             max_upload_bytes: c.limits.max_upload_bytes,
             messages_per_minute: c.limits.messages_per_minute,
             welcome_bot: c.welcome_bot.enabled,
+            sign_in_failures_per_address: c.limits.sign_in_failures_per_address,
         }
     }
 }
@@ -87,15 +92,6 @@ impl ServiceSettings {
 struct Bucket {
     tokens: f64,
     at: u64,
-}
-
-#[derive(Debug)]
-struct Upload {
-    user: UserId,
-    name: String,
-    size: u64,
-    bytes: Vec<u8>,
-    touched: u64,
 }
 
 #[derive(Debug)]
@@ -110,8 +106,8 @@ struct Inner {
     hub: Mutex<Hub>,
     buckets: Mutex<HashMap<UserId, Bucket>>,
     presence: Mutex<HashMap<UserId, (Presence, u64)>>,
-    uploads: Mutex<HashMap<u64, Upload>>,
-    next_upload: std::sync::atomic::AtomicU64,
+    uploads: uploads::Uploads,
+    limits: limits::Limits,
     /// Nodes whose users may be invited: the configured peers.
     known_nodes: RwLock<HashSet<NodeId>>,
     /// The peers and their addresses (config file and admin changes).
@@ -231,16 +227,31 @@ fn bad(message: impl Into<String>) -> ClientError {
 }
 
 impl ClientService {
-    /// The service of the node with `key`, over its rooms.
+    /// The service of the node with `key`, over its rooms. Uploads in
+    /// progress are written under `upload_dir` (a directory of the
+    /// system's temporary space if `None`).
     pub fn new(
         key: NodeKey,
         name: &str,
         rooms: Arc<Mutex<NodeRooms>>,
         settings: ServiceSettings,
+        upload_dir: Option<&std::path::Path>,
     ) -> crate::Result<ClientService> {
+        let uploads = match upload_dir {
+            Some(dir) => uploads::Uploads::new(dir.to_path_buf()),
+            None => uploads::Uploads::temporary(),
+        }
+        .map_err(|source| crate::Error::Io {
+            path: upload_dir.map_or_else(std::env::temp_dir, std::path::Path::to_path_buf),
+            source,
+        })?;
         let store = lock(&rooms).store().clone();
-        let accounts = Accounts::new(key.clone(), store.clone())
-            .map_err(|e| crate::Error::Refused { reason: e.message })?;
+        let accounts = Accounts::new(
+            key.clone(),
+            store.clone(),
+            settings.sign_in_failures_per_address,
+        )
+        .map_err(|e| crate::Error::Refused { reason: e.message })?;
         Ok(ClientService {
             inner: Arc::new(Inner {
                 key,
@@ -253,8 +264,8 @@ impl ClientService {
                 hub: Mutex::new(Hub::default()),
                 buckets: Mutex::new(HashMap::new()),
                 presence: Mutex::new(HashMap::new()),
-                uploads: Mutex::new(HashMap::new()),
-                next_upload: std::sync::atomic::AtomicU64::new(1),
+                uploads,
+                limits: limits::Limits::default(),
                 known_nodes: RwLock::new(HashSet::new()),
                 peer_addrs: RwLock::new(std::collections::BTreeMap::new()),
                 metrics: OnceLock::new(),
@@ -354,10 +365,12 @@ impl ClientService {
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         let m = crate::metrics::NodeMetrics::default();
         m.register(registry);
+        self.inner.limits.register(registry);
         let _ = self.inner.metrics.set(m);
     }
 
     fn refresh_metrics(&self) {
+        self.inner.uploads.sweep(&self.inner.limits, now_ms());
         let Some(m) = self.inner.metrics.get() else {
             return;
         };
@@ -368,6 +381,7 @@ impl ClientService {
             (r.rooms().count(), r.catching_up(), shared)
         };
         m.rooms.set(rooms as i64);
+        m.uploads.set(self.inner.uploads.len() as i64);
         m.rooms_catching_up.set(catching_up as i64);
         let (gateways, sessions) = self.connections();
         m.gateways.set(gateways as i64);
@@ -482,6 +496,7 @@ impl ClientService {
 
     /// Detaches a gateway: its sessions end.
     pub fn detach(&self, gw: GatewayId) {
+        self.inner.uploads.end(|(g, _)| g == gw);
         let ended = lock(&self.inner.hub).detach(gw);
         for u in ended.gone {
             self.went_offline(&u);
@@ -549,15 +564,27 @@ impl ClientService {
                 username,
                 password,
                 invite_code,
+                address,
             } => {
                 let mode = self.settings().registration;
-                let grant = a.register(mode, &username, &password, invite_code.as_deref(), now)?;
+                let grant = a.register(
+                    &self.inner.limits,
+                    mode,
+                    (&username, &password),
+                    invite_code.as_deref(),
+                    address,
+                    now,
+                )?;
                 self.bind(gw, session, &grant.user, grant.access_token.claims.family);
                 Ok(Response::Session(grant))
             }
-            Request::Login { username, password } => {
+            Request::Login {
+                username,
+                password,
+                address,
+            } => {
                 let username = self.own_localpart(&username);
-                let grant = a.login(&username, &password, now)?;
+                let grant = a.login(&self.inner.limits, (&username, &password), address, now)?;
                 self.bind(gw, session, &grant.user, grant.access_token.claims.family);
                 Ok(Response::Session(grant))
             }
@@ -574,6 +601,7 @@ impl ClientService {
                 }
             },
             Request::EndSession => {
+                self.inner.uploads.end(|o| o == (gw, session));
                 let ended = lock(&self.inner.hub).end_session(gw, session);
                 for u in ended.gone {
                     self.went_offline(&u);
@@ -764,12 +792,18 @@ impl ClientService {
                 Ok(Response::Done)
             }
             Request::Typing { room, active } => self.typing(user, &room, active),
-            Request::UploadStart { size, name } => self.upload_start(user, size, name, now),
+            Request::UploadStart { size, name } => {
+                self.upload_start(user, (gw, session), size, name, now)
+            }
             Request::UploadChunk {
                 upload,
                 offset,
                 data,
-            } => self.upload_chunk(user, upload, offset, data, now),
+            } => self
+                .inner
+                .uploads
+                .chunk(user, upload, offset, &data, now)
+                .map(|()| Response::Done),
             Request::UploadFinish { upload } => self.upload_finish(user, upload),
             Request::FetchBlob { blob, offset, max } => self.fetch_blob(user, blob, offset, max),
             Request::Report {
@@ -1035,12 +1069,16 @@ impl ClientService {
                 .collect()
         };
         let mut hub = lock(&self.inner.hub);
-        let mut gateways: HashSet<GatewayId> = HashSet::new();
-        for u in &audience {
-            gateways.extend(hub.user_gateways(u));
-        }
-        for gw in gateways {
-            hub.send(gw, ClientMessage::Push(Push::Ephemeral(e.clone())));
+        for (gw, users) in hub.users_by_gateway(&audience) {
+            for audience in users.chunks(confab_wire::client::MAX_AUDIENCE) {
+                hub.send(
+                    gw,
+                    ClientMessage::Push(Push::Presence {
+                        presence: e.clone(),
+                        audience: audience.to_vec(),
+                    }),
+                );
+            }
         }
     }
 
@@ -1069,7 +1107,7 @@ impl ClientService {
     }
 
     fn typing(&self, user: &UserId, room: &RoomId, active: bool) -> Result<Response, ClientError> {
-        self.member_state(user, room)?;
+        self.may_signal(user, room)?;
         let e = Ephemeral {
             room: Some(*room),
             user: user.clone(),

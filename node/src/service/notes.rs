@@ -13,8 +13,12 @@ use crate::engine::Membership;
 /// Who the welcome bot's notes are from.
 pub const WELCOME_BOT_NAME: &str = "Confab";
 
-/// The welcome bot's greeting and tour, in markdown.
+/// The welcome bot's greeting and tour, in markdown. The user's name and
+/// the room's name and topic are written by people, not by Confab, so they
+/// go in as literal text (see [`literal`]): a room's creator cannot make
+/// links or headings that seem to come from Confab itself.
 pub fn welcome_text(name: &str, room: &str, topic: &str) -> String {
+    let (name, room, topic) = (literal(name), literal(room), literal(topic));
     let mut s = format!(
         "👋 Welcome to **{room}**, {name}! A short tour:\n\n\
          - **Mentions**: type `@` and a name; that person gets a notification.\n\
@@ -30,6 +34,26 @@ pub fn welcome_text(name: &str, room: &str, topic: &str) -> String {
     }
     s.push_str("\nOnly you can see this note.");
     s
+}
+
+/// `text` as markdown that renders to exactly that text on one line:
+/// every ASCII punctuation character is escaped (CommonMark lets any of
+/// them be), and line breaks and other control characters become spaces,
+/// so nothing in it can start a link, an autolink, HTML, a heading or a
+/// list.
+pub fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_ascii_punctuation() {
+            out.push('\\');
+            out.push(c);
+        } else if c.is_control() {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl ClientService {

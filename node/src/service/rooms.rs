@@ -71,9 +71,7 @@ impl ClientService {
         room: &RoomId,
     ) -> Result<(Membership, Visibility), ClientError> {
         let rooms = self.rooms();
-        let r = rooms
-            .room(room)
-            .ok_or_else(|| error(ErrorCode::NotFound, "no such room on this node"))?;
+        let r = rooms.room(room).ok_or_else(hidden)?;
         let s = r.engine().state();
         Ok((s.membership(user), s.visibility))
     }
@@ -86,10 +84,22 @@ impl ClientService {
                 Err(error(ErrorCode::Forbidden, "you are banned from this room"))
             }
             (_, Visibility::Public) => Ok(()),
-            _ => Err(error(
-                ErrorCode::Forbidden,
-                "you are not a member of this room",
-            )),
+            (Membership::Invited, _) => {
+                Err(error(ErrorCode::Forbidden, "join the room to read it"))
+            }
+            // Answered as for a room that does not exist: a private room's
+            // id tells an outsider nothing.
+            _ => Err(hidden()),
+        }
+    }
+
+    /// Fails unless the user is joined: typing, read positions and other
+    /// signals come only from members. Every refusal is the answer for a
+    /// room that does not exist, so a signal tells nothing about a room.
+    pub(super) fn may_signal(&self, user: &UserId, room: &RoomId) -> Result<(), ClientError> {
+        match self.member_state(user, room)? {
+            (Membership::Joined { .. }, _) => Ok(()),
+            _ => Err(hidden()),
         }
     }
 
@@ -509,7 +519,7 @@ impl ClientService {
 
     pub(super) fn room_info(&self, user: &UserId, room: &RoomId) -> Result<Response, ClientError> {
         self.may_read(user, room)?;
-        let (f, members, roles, pins, mine, digest) = {
+        let (f, members, roles, pins, mine, digest, rules) = {
             let rooms = self.rooms();
             let r = rooms
                 .room(room)
@@ -541,6 +551,7 @@ impl ClientService {
                 s.pins.clone(),
                 s.permissions(user),
                 r.engine().digest(),
+                s.rules,
             )
         };
         // Receipts are shown in direct rooms only (a read per member of a
@@ -563,6 +574,8 @@ impl ClientService {
             pins,
             my_permissions: mine,
             digest,
+            rules_version: rules.version,
+            invites: rules.invites,
         }))
     }
 
@@ -795,4 +808,13 @@ fn room_response(room: RoomId) -> Response {
         id: confab_wire::EventId(room.0),
         duplicate: false,
     }
+}
+
+/// The answer for a room that does not exist or that the user may not see:
+/// one answer for both.
+pub(super) fn hidden() -> ClientError {
+    error(
+        ErrorCode::NotFound,
+        "no such room here, or you may not see it",
+    )
 }

@@ -27,7 +27,9 @@ impl Fixture {
                 max_upload_bytes: 1 << 20,
                 messages_per_minute: 1000,
                 welcome_bot: false,
+                sign_in_failures_per_address: 20,
             },
+            None,
         )
         .unwrap();
         let (gw, rx) = svc.attach("test");
@@ -80,6 +82,7 @@ impl Fixture {
                 username: name.into(),
                 password: "correct horse".into(),
                 invite_code: None,
+                address: None,
             },
         ) {
             Response::Session(g) => g,
@@ -376,6 +379,7 @@ fn logout_everywhere_revokes_other_sessions() {
         Request::Login {
             username: "alice".into(),
             password: "correct horse".into(),
+            address: None,
         },
     );
     let g2 = match r.unwrap() {

@@ -142,7 +142,10 @@ async fn serve(
                 0,
                 SessionId(0),
                 ErrorCode::BadRequest,
-                "expected a hello with client protocol version 1",
+                &format!(
+                    "expected a hello with client protocol version {CLIENT_PROTOCOL_VERSION}: \
+                     run a gateway of this node's release"
+                ),
             );
             if let Ok(bytes) = no.to_frame_bytes() {
                 let _ = send.write_all(&bytes).await;

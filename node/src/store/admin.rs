@@ -223,7 +223,8 @@ impl Store {
     /// with each piece; `key_file` is the node's key file, carried so a
     /// restore is the same node. The copy's meta tree says `recovering`:
     /// a restored node has missed what it posted after the backup and
-    /// must hear its own chain back from peers before it posts again.
+    /// must hear its own chain back from peers before it posts again, in
+    /// every room (the copy holds no room caught up).
     ///
     /// Consistency is the caller's: hold the rooms lock so no event is
     /// written meanwhile. Returns (entries, checksum).
@@ -247,7 +248,9 @@ impl Store {
             let is_meta = name.as_ref() == b"meta";
             for item in tree.iter() {
                 let (k, v) = item.map_err(store_err("read for backup"))?;
-                if is_meta && k.as_ref() == b"recovering" {
+                if is_meta
+                    && (k.as_ref() == b"recovering" || k.starts_with(super::CAUGHT_UP_PREFIX))
+                {
                     continue;
                 }
                 w.entry(&k, &v, &mut buf).map_err(wire)?;

@@ -51,6 +51,59 @@ impl Store {
         Ok(id)
     }
 
+    /// Stores the blob `id` of `size` bytes read from `file` (an upload
+    /// streamed to disk), one [`CHUNK`] at a time, so memory stays one
+    /// chunk whatever the size. The bytes are hashed again as they are
+    /// read and must give `id`; the size record is written last, so the
+    /// blob is visible whole or not at all. Applied, not yet durable.
+    pub fn put_blob_file(
+        &self,
+        id: &BlobId,
+        size: u64,
+        file: &mut impl std::io::Read,
+    ) -> Result<()> {
+        let tree = self.blobs()?;
+        let size_key = key(P_SIZE, &[id.as_bytes()]);
+        if tree
+            .contains_key(&size_key)
+            .map_err(store_err("read blob"))?
+        {
+            return Ok(());
+        }
+        let mut hasher = BlobHasher::default();
+        let mut chunk = vec![0u8; CHUNK];
+        let mut read = 0u64;
+        let mut index = 0u32;
+        while read < size {
+            let want = (size - read).min(CHUNK as u64) as usize;
+            file.read_exact(&mut chunk[..want]).map_err(|e| Error::Io {
+                path: "upload".into(),
+                source: e,
+            })?;
+            hasher.update(&chunk[..want]);
+            tree.insert(
+                key(P_DATA, &[id.as_bytes(), &index.to_be_bytes()]),
+                &chunk[..want],
+            )
+            .map_err(store_err("write blob"))?;
+            read += want as u64;
+            index += 1;
+        }
+        if hasher.finish() != *id {
+            for i in 0..index {
+                tree.remove(key(P_DATA, &[id.as_bytes(), &i.to_be_bytes()]))
+                    .map_err(store_err("write blob"))?;
+            }
+            return Err(Error::Corrupt {
+                what: "upload",
+                detail: format!("its file no longer hashes to {id}"),
+            });
+        }
+        tree.insert(size_key, &size.to_be_bytes())
+            .map_err(store_err("write blob"))?;
+        Ok(())
+    }
+
     /// A stored blob's size.
     pub fn blob_size(&self, id: &BlobId) -> Result<Option<u64>> {
         let Some(v) = self
@@ -131,5 +184,27 @@ mod tests {
         assert!(store.read_blob(&BlobId([9; 32]), 0).unwrap().is_none());
         let empty = store.put_blob(&[]).unwrap();
         assert_eq!(store.blob(&empty).unwrap().unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn a_blob_streams_in_from_a_file_and_must_hash_to_its_id() {
+        let store = Store::temporary().unwrap();
+        let bytes: Vec<u8> = (0..(CHUNK * 3 + 17)).map(|i| (i % 241) as u8).collect();
+        let id = BlobHasher::of(&bytes);
+        store
+            .put_blob_file(&id, bytes.len() as u64, &mut &bytes[..])
+            .unwrap();
+        assert_eq!(store.blob(&id).unwrap().unwrap(), bytes);
+        // Bytes that changed on disk are refused, and nothing is visible.
+        let other = BlobId([4; 32]);
+        assert!(matches!(
+            store.put_blob_file(&other, bytes.len() as u64, &mut &bytes[..]),
+            Err(Error::Corrupt { .. })
+        ));
+        assert_eq!(store.blob_size(&other).unwrap(), None);
+        // A file shorter than announced is an error, not a short blob.
+        let short = BlobId([5; 32]);
+        assert!(store.put_blob_file(&short, 10, &mut &bytes[..3]).is_err());
+        assert_eq!(store.blob_size(&short).unwrap(), None);
     }
 }

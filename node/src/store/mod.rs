@@ -34,6 +34,7 @@ pub mod blobs;
 pub mod client;
 mod flush;
 mod history;
+mod migrate;
 pub mod views;
 
 use std::collections::HashMap;
@@ -45,13 +46,13 @@ use confab_wire::client::Anchor;
 use confab_wire::event::EventKind;
 use confab_wire::{EventId, RoomId, SignedEvent, VerifiedEvent, codec};
 
-use crate::engine::{Admission, Hot, Refusal, RoomEngine, Verdict};
+use crate::engine::{Admission, History, Hot, Refusal, RoomEngine, Verdict};
 use crate::error::{Error, Result};
 pub use flush::Flusher;
 pub use history::SledHistory;
 
-/// The schema this code writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema this code writes. 2: room states carry their rules version.
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub(crate) const P_EVENT: u8 = b'E';
 pub(crate) const P_ORDER: u8 = b'O';
@@ -89,6 +90,14 @@ pub(crate) fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
         k.extend_from_slice(p);
     }
     k
+}
+
+/// Meta keys of rooms caught up since recovery began; a backup leaves them
+/// out, so a restored node confirms every room again.
+pub(crate) const CAUGHT_UP_PREFIX: &[u8] = b"caught_up/";
+
+fn caught_up_key(room: &RoomId) -> Vec<u8> {
+    [CAUGHT_UP_PREFIX, room.as_bytes()].concat()
 }
 
 pub(crate) fn encode<T: Encode>(what: &'static str, v: &T) -> Result<Vec<u8>> {
@@ -200,7 +209,9 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                // Older schemas would be migrated here, one step at a time.
+                if v == 1 {
+                    migrate::to_2(&data, &meta)?;
+                }
             }
             None => {
                 if !data.is_empty() {
@@ -225,6 +236,17 @@ impl Store {
         })
     }
 
+    /// The schema the store is in.
+    pub fn schema(&self) -> Result<u32> {
+        let v = self.meta.get("schema").map_err(store_err("read schema"))?;
+        v.and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map(u32::from_be_bytes)
+            .ok_or(Error::Corrupt {
+                what: "schema version",
+                detail: "missing or not 4 bytes".into(),
+            })
+    }
+
     /// True if this open created the store (nothing was there before).
     pub fn is_fresh(&self) -> bool {
         self.fresh
@@ -239,6 +261,29 @@ impl Store {
             .get("recovering")
             .map_err(store_err("read flags"))?
             .is_some())
+    }
+
+    /// True if, since the store was marked [`Store::recovering`], the room
+    /// caught up with this node's own chain (every peer in it showed it
+    /// holds no more of it). Such a room need not wait again on a restart.
+    pub fn caught_up(&self, room: &RoomId) -> Result<bool> {
+        Ok(self
+            .meta
+            .get(caught_up_key(room))
+            .map_err(store_err("read flags"))?
+            .is_some())
+    }
+
+    /// Records or forgets [`Store::caught_up`] for a room (durable after
+    /// [`Store::wait_durable`]).
+    pub fn set_caught_up(&self, room: &RoomId, on: bool) -> Result<()> {
+        let k = caught_up_key(room);
+        if on {
+            self.meta.insert(k, &[1u8]).map(|_| ())
+        } else {
+            self.meta.remove(k).map(|_| ())
+        }
+        .map_err(store_err("write flags"))
     }
 
     /// Sets or clears [`Store::recovering`] (durable after
@@ -555,23 +600,60 @@ impl Room {
                 _ => None,
             })
             .collect();
+        let mut signed = ev.signed().clone();
+        // An edit of a deleted message keeps no text, however late it
+        // comes: the deletion took every version.
+        let edit_of_deleted = match self.engine.meta(&ev.id()).map(|m| m.kind.clone()) {
+            Some(EventKind::Edit { target }) => self.is_deleted(&target),
+            _ => false,
+        };
+        if edit_of_deleted {
+            signed.content = None;
+        } else {
+            views::index(ev, &mut self.ops, &mut self.postings);
+        }
         self.events.insert(
             ev.id(),
             StoredEvent {
                 room: self.engine.room(),
-                signed: ev.signed().clone(),
+                signed,
             },
         );
-        views::index(ev, &mut self.ops, &mut self.postings);
         for target in redacted {
-            if let Some(mut t) = self.stored(&target)?
-                && t.signed.content.take().is_some()
-            {
-                self.events.insert(target, t);
+            // The message and every edit of it: the text of each version.
+            let mut purged = vec![target];
+            purged.extend(
+                self.engine
+                    .history()
+                    .relations(&target)
+                    .into_iter()
+                    .filter(|id| {
+                        self.engine
+                            .meta(id)
+                            .is_some_and(|m| matches!(m.kind, EventKind::Edit { .. }))
+                    }),
+            );
+            for id in purged {
+                if let Some(mut t) = self.stored(&id)?
+                    && t.signed.content.take().is_some()
+                {
+                    self.events.insert(id, t);
+                }
             }
         }
         self.dirty = true;
         Ok(())
+    }
+
+    /// Whether an accepted redaction of `target` is known (stored or in
+    /// this commit).
+    fn is_deleted(&self, target: &EventId) -> bool {
+        self.engine.history().relations(target).iter().any(|id| {
+            self.engine
+                .meta(id)
+                .is_some_and(|m| matches!(m.kind, EventKind::Redact { .. }))
+                && self.engine.verdict(id).is_some_and(|v| v.is_accepted())
+        })
     }
 
     /// Adds a write of the caller's to the next commit, so it lands

@@ -678,6 +678,134 @@ fn pages_list_messages_and_system_lines_only() {
     );
 }
 
+/// sled itself, on a store just closed: as [`Store::open`], it waits for
+/// sled's background thread to let go of the directory lock.
+/// Opens the store's sled directly, waiting out the lock sled releases late.
+pub(crate) fn raw_sled(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::open(dir) {
+            Err(e) if lock_contended(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
+fn edit(body: &str) -> Content {
+    Content::Edit(confab_wire::event::EditContent {
+        body: body.into(),
+        mentions: vec![],
+    })
+}
+
+fn reason() -> Content {
+    Content::Reason(ReasonContent {
+        reason: "gone".into(),
+    })
+}
+
+#[test]
+fn deleting_a_message_purges_the_text_of_every_edit() {
+    let store = Store::temporary().unwrap();
+    let mut room = store.create_room(&create_event()).unwrap();
+    let m = message(&mut room, "secret v1", T0 + 1);
+    let e1 = post(
+        &mut room,
+        EventKind::Edit { target: m.id() },
+        edit("secret v2"),
+        T0 + 2,
+    );
+    // An edit and the deletion in one commit.
+    let h = room
+        .engine()
+        .next_header(alice(), EventKind::Edit { target: m.id() }, T0 + 3);
+    let e2 = alice_key().sign_event(h, &edit("secret v3")).unwrap();
+    room.submit(&e2, T0 + 3).unwrap().unwrap();
+    let h = room
+        .engine()
+        .next_header(alice(), EventKind::Redact { target: m.id() }, T0 + 4);
+    let r = alice_key().sign_event(h, &reason()).unwrap();
+    room.submit(&r, T0 + 4).unwrap().unwrap();
+    room.commit().unwrap();
+    for id in [m.id(), e1.id(), e2.id()] {
+        let stored = store.event(&id).unwrap().unwrap();
+        assert!(stored.signed.content.is_none(), "{id} kept its text");
+        assert_eq!(stored.signed.verify().unwrap().id(), id);
+        let item = store.timeline_item(&id).unwrap().unwrap();
+        assert!(item.event.content.is_none());
+    }
+    assert!(store.message_versions(&m.id()).unwrap().is_none());
+    assert!(store.edit_history(&m.id()).unwrap().is_empty());
+}
+
+#[test]
+fn an_edit_arriving_after_the_deletion_keeps_no_text() {
+    // Bob (another node) edits his message while Alice, the room's owner,
+    // deletes it: each node sees the other's event second.
+    let bob_key = NodeKey::from_secret(&[2; 32]);
+    let bob = UserId::new(bob_key.node_id(), "bob").unwrap();
+    let create = create_event();
+    let (sa, sb) = (Store::temporary().unwrap(), Store::temporary().unwrap());
+    let (mut a, mut b) = (
+        sa.create_room(&create).unwrap(),
+        sb.create_room(&create).unwrap(),
+    );
+    let both = |a: &mut Room, b: &mut Room, ev: &VerifiedEvent, ts: u64| {
+        for room in [a, b] {
+            room.submit(ev, ts).unwrap().unwrap();
+            room.commit().unwrap();
+        }
+    };
+    let join = bob_key
+        .sign_event(
+            a.engine().next_header(bob.clone(), EventKind::Join, T0 + 1),
+            &Content::Empty,
+        )
+        .unwrap();
+    both(&mut a, &mut b, &join, T0 + 1);
+    let msg = Content::Message(MessageContent {
+        body: "secret v1".into(),
+        ..Default::default()
+    });
+    let m = bob_key
+        .sign_event(
+            a.engine()
+                .next_header(bob.clone(), EventKind::Message, T0 + 2),
+            &msg,
+        )
+        .unwrap();
+    both(&mut a, &mut b, &m, T0 + 2);
+    let e = bob_key
+        .sign_event(
+            a.engine()
+                .next_header(bob.clone(), EventKind::Edit { target: m.id() }, T0 + 3),
+            &edit("secret v2"),
+        )
+        .unwrap();
+    let r = alice_key()
+        .sign_event(
+            b.engine()
+                .next_header(alice(), EventKind::Redact { target: m.id() }, T0 + 3),
+            &reason(),
+        )
+        .unwrap();
+    for (room, first, second) in [(&mut a, &e, &r), (&mut b, &r, &e)] {
+        for ev in [first, second] {
+            room.submit(ev, T0 + 4).unwrap().unwrap();
+            room.commit().unwrap();
+        }
+    }
+    for store in [&sa, &sb] {
+        for id in [m.id(), e.id()] {
+            let stored = store.event(&id).unwrap().unwrap();
+            assert!(stored.signed.content.is_none(), "{id} kept its text");
+        }
+        assert!(store.search(None, "secret", None, 10).unwrap().is_empty());
+    }
+}
+
 /// Damaged records read back as typed errors, never panics.
 #[test]
 fn damaged_records_are_typed_errors() {
@@ -689,7 +817,7 @@ fn damaged_records_are_typed_errors() {
         store.wait_durable().unwrap();
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         let t = db.open_tree("room_data").unwrap();
         t.insert(
             key(P_EVENT, &[create.id().as_bytes()]),

@@ -2,7 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use confab_wire::event::{
-    Attachment, CreateRoom, MessageContent, ROOM_VERSION, Setting, Visibility,
+    Attachment, CreateRoom, InvitePolicy, MessageContent, ROOM_VERSION, Setting, Visibility,
 };
 use confab_wire::{
     BlobId, Content, ContentHash, EventHeader, EventKind, NodeKey, UserId, VerifiedEvent,
@@ -18,15 +18,31 @@ pub(crate) fn alice() -> UserId {
     UserId::new(key().node_id(), "alice").unwrap()
 }
 
-/// The sample room's create event.
+/// The sample room's create event: a room of rules version 1, so the
+/// vectors signed before rules version 2 existed still hold byte for byte.
 pub(crate) fn create_event() -> VerifiedEvent {
     let create = CreateRoom {
-        version: ROOM_VERSION,
+        version: 1,
         direct: false,
         settings: vec![
             Setting::Name("general".into()),
             Setting::Topic("Say hi".into()),
             Setting::Visibility(Visibility::Public),
+        ],
+    };
+    let header = EventHeader::create(alice(), create, 1_700_000_000_000);
+    key().sign_event(header, &Content::Empty).unwrap()
+}
+
+/// A create event of the current rules version with every setting.
+pub(crate) fn create_event_current() -> VerifiedEvent {
+    let create = CreateRoom {
+        version: ROOM_VERSION,
+        direct: false,
+        settings: vec![
+            Setting::Name("ops".into()),
+            Setting::Visibility(Visibility::Private),
+            Setting::Invites(InvitePolicy::Members),
         ],
     };
     let header = EventHeader::create(alice(), create, 1_700_000_000_000);
