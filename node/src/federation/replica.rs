@@ -44,6 +44,17 @@ pub struct NodeRooms {
     metrics: FederationMetrics,
 }
 
+/// What [`NodeRooms::post_checked`] did.
+#[derive(Debug)]
+pub enum Posted {
+    /// Signed and applied (not yet durable).
+    Event(Box<VerifiedEvent>),
+    /// The idempotency key was used already, by this event.
+    Duplicate(EventId),
+    /// The room's rules refuse it now; nothing was signed or stored.
+    Rejected(crate::engine::Rejection),
+}
+
 impl NodeRooms {
     /// Opens every room in the store for node `local`.
     pub fn open(store: Store, local: NodeId) -> Result<NodeRooms> {
@@ -220,11 +231,14 @@ impl NodeRooms {
     }
 
     /// Signs and submits an event of a local user only if the room would
-    /// accept it now; a refusal signs and stores nothing. `also` adds
-    /// writes that must land with the event (an idempotency key). The event
-    /// is applied but not yet durable: the caller waits with
-    /// [`Store::wait_durable`] *after* releasing the rooms lock, so that
-    /// concurrent posts share one flush.
+    /// accept it now; a refusal signs and stores nothing. With an
+    /// idempotency key (`once`, the author's), a key already used answers
+    /// with its event and posts nothing, and a new key lands in the same
+    /// batch as the event: check and post are one step under the rooms
+    /// lock, so two sends of one key never both post. The event is applied
+    /// but not yet durable: the caller waits with [`Store::wait_durable`]
+    /// *after* releasing the rooms lock, so that concurrent posts share one
+    /// flush.
     #[allow(clippy::too_many_arguments)]
     pub fn post_checked(
         &mut self,
@@ -234,12 +248,17 @@ impl NodeRooms {
         kind: EventKind,
         content: &Content,
         now: u64,
-        also: impl FnOnce(&mut Room, &EventId),
-    ) -> Result<std::result::Result<VerifiedEvent, crate::engine::Rejection>> {
+        once: Option<&str>,
+    ) -> Result<Posted> {
+        if let Some(idem) = once
+            && let Some(id) = self.store.sent_event(author, idem)?
+        {
+            return Ok(Posted::Duplicate(id));
+        }
         let r = self.room_to_post(room)?;
         let header = r.engine().next_header(author.clone(), kind, now);
         if let crate::engine::Verdict::Rejected(why) = r.engine().preview(&header) {
-            return Ok(Err(why));
+            return Ok(Posted::Rejected(why));
         }
         let ev = key
             .sign_event(header, content)
@@ -248,11 +267,13 @@ impl NodeRooms {
             })?;
         match r.submit(&ev, now)? {
             Ok(Admission::Applied { verdict, .. }) => {
-                also(r, &ev.id());
+                if let Some(idem) = once {
+                    r.note_sent(author, idem, &ev.id());
+                }
                 r.commit()?;
                 match verdict {
-                    crate::engine::Verdict::Accepted => Ok(Ok(ev)),
-                    crate::engine::Verdict::Rejected(why) => Ok(Err(why)),
+                    crate::engine::Verdict::Accepted => Ok(Posted::Event(Box::new(ev))),
+                    crate::engine::Verdict::Rejected(why) => Ok(Posted::Rejected(why)),
                 }
             }
             Ok(other) => Err(Error::Refused {

@@ -139,6 +139,8 @@ impl ClientService {
             )));
         }
         let store = &self.inner.store;
+        // A resend answers before the rate limit and the checks below; the
+        // check that decides is the one under the rooms lock (`post`).
         if let Some(id) = store.sent_event(user, idem).map_err(internal)? {
             return Ok(Response::Event {
                 id,
@@ -165,31 +167,15 @@ impl ClientService {
             }
         }
         self.check_blocked_dm(user, room)?;
-        let key = idem.to_string();
-        let who = user.clone();
-        // Two sends with one key race to the rooms lock; the loser finds
-        // the winner's key there.
-        let posted = self.post(
+        let (id, duplicate) = self.post(
             user,
             room,
             EventKind::Message,
             Content::Message(content),
             trace,
-            move |r, id| r.note_sent(&who, &key, id),
-        );
-        match posted {
-            Ok(id) => Ok(Response::Event {
-                id,
-                duplicate: false,
-            }),
-            Err(e) => match store.sent_event(user, idem).map_err(internal)? {
-                Some(id) => Ok(Response::Event {
-                    id,
-                    duplicate: true,
-                }),
-                None => Err(e),
-            },
-        }
+            Some(idem),
+        )?;
+        Ok(Response::Event { id, duplicate })
     }
 
     /// Fills an attachment's size, type and image size from the blob.

@@ -38,7 +38,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::Rejection;
 use crate::federation::driver::Federation;
-use crate::federation::replica::NodeRooms;
+use crate::federation::replica::{NodeRooms, Posted};
 use crate::local::now_ms;
 use crate::store::Store;
 use accounts::{Accounts, error, internal};
@@ -855,11 +855,8 @@ impl ClientService {
         content: Content,
         trace: TraceId,
     ) -> Result<Response, ClientError> {
-        let ev = self.post(user, room, kind, content, trace, |_, _| {})?;
-        Ok(Response::Event {
-            id: ev,
-            duplicate: false,
-        })
+        let (id, duplicate) = self.post(user, room, kind, content, trace, None)?;
+        Ok(Response::Event { id, duplicate })
     }
 
     fn post(
@@ -869,15 +866,23 @@ impl ClientService {
         kind: EventKind,
         content: Content,
         trace: TraceId,
-        also: impl FnOnce(&mut crate::store::Room, &EventId),
-    ) -> Result<EventId, ClientError> {
+        once: Option<&str>,
+    ) -> Result<(EventId, bool), ClientError> {
         content.validate().map_err(|e| bad(e.to_string()))?;
         let now = now_ms();
-        let ev = self
+        let posted = self
             .rooms()
-            .post_checked(&self.inner.key, user, room, kind, &content, now, also)
-            .map_err(node_error)?
-            .map_err(|r| refused(&r))?;
+            .post_checked(&self.inner.key, user, room, kind, &content, now, once)
+            .map_err(node_error)?;
+        let ev = match posted {
+            Posted::Event(ev) => *ev,
+            Posted::Rejected(r) => return Err(refused(&r)),
+            Posted::Duplicate(id) => {
+                // The first send may still be on its way to the disk.
+                self.inner.store.wait_durable().map_err(internal)?;
+                return Ok((id, true));
+            }
+        };
         self.inner.store.wait_durable().map_err(internal)?;
         let id = ev.id();
         let signed = ev.into_signed();
@@ -885,7 +890,7 @@ impl ClientService {
             fed.publish(*room, &signed, Some(trace));
         }
         self.announce(*room, &signed, Some(trace));
-        Ok(id)
+        Ok((id, false))
     }
 
     /// Tells gateways about a durable event: the item to subscribers (and

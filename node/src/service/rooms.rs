@@ -393,7 +393,7 @@ impl ClientService {
                     EventKind::Invite { target: u },
                     Content::Reason(ReasonContent::default()),
                     trace,
-                    |_, _| {},
+                    None,
                 )?;
             }
         }
@@ -459,14 +459,7 @@ impl ClientService {
         if let (Membership::Joined { .. }, _) = self.member_state(user, room)? {
             return Ok(Response::Done);
         }
-        self.post(
-            user,
-            room,
-            EventKind::Join,
-            Content::Empty,
-            trace,
-            |_, _| {},
-        )?;
+        self.post(user, room, EventKind::Join, Content::Empty, trace, None)?;
         // The room's other nodes may not have heard of this user before.
         self.announce_presence(user);
         self.grant_node_roles(user, room, trace);
@@ -482,14 +475,7 @@ impl ClientService {
     ) -> Result<Response, ClientError> {
         match self.member_state(user, room)? {
             (Membership::Joined { .. } | Membership::Invited, _) => {
-                self.post(
-                    user,
-                    room,
-                    EventKind::Leave,
-                    Content::Empty,
-                    trace,
-                    |_, _| {},
-                )?;
+                self.post(user, room, EventKind::Leave, Content::Empty, trace, None)?;
                 Ok(Response::Done)
             }
             _ => Ok(Response::Done),
@@ -512,7 +498,7 @@ impl ClientService {
             },
             Content::Reason(ReasonContent::default()),
             trace,
-            |_, _| {},
+            None,
         )?;
         Ok(Response::Done)
     }

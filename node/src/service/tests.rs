@@ -396,3 +396,58 @@ fn logout_everywhere_revokes_other_sessions() {
     let (r, _) = f.call(2, Some(&g2.access_token), Request::ListRooms);
     assert_eq!(r.unwrap_err().code, ErrorCode::Unauthenticated);
 }
+
+/// Two sockets sending one key at once: the check and the post are one
+/// step, so exactly one of them posts and both answer with its event.
+#[test]
+fn one_key_sent_on_two_sockets_at_once_posts_once() {
+    let mut f = Fixture::new();
+    let grant = f.register(1, "alice");
+    let room = f.room(1, &grant.access_token, "general", Visibility::Public);
+    let user = grant.user;
+    for i in 0..100 {
+        let key = format!("k{i}");
+        let start = Arc::new(std::sync::Barrier::new(2));
+        let sends: Vec<_> = (0..2)
+            .map(|_| {
+                let (svc, user, key, start) =
+                    (f.svc.clone(), user.clone(), key.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let content = MessageContent {
+                        body: format!("message {key}"),
+                        ..Default::default()
+                    };
+                    svc.send_message(&user, &room, &key, content, TraceId(0))
+                })
+            })
+            .collect();
+        let answers: Vec<(EventId, bool)> = sends
+            .into_iter()
+            .map(|t| match t.join().unwrap().unwrap() {
+                Response::Event { id, duplicate } => (id, duplicate),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(answers[0].0, answers[1].0, "pair {i} posted twice");
+        assert_eq!(
+            answers.iter().filter(|(_, dup)| !dup).count(),
+            1,
+            "pair {i}: exactly one send posts"
+        );
+    }
+    let page = match f.ok(
+        1,
+        Some(&grant.access_token),
+        Request::History {
+            room,
+            anchor: Anchor::Latest,
+            limit: 200,
+        },
+    ) {
+        Response::Page(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let messages = page.items.iter().filter(|i| body_of(i).is_some()).count();
+    assert_eq!(messages, 100);
+}
