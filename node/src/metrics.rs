@@ -35,6 +35,9 @@ pub struct FederationMetrics {
     pub peer_strikes: Family<PeerLabel, Counter>,
     /// Events sent to each peer.
     pub events_sent: Family<PeerLabel, Counter>,
+    /// Rooms in which an origin node was caught signing two events at one
+    /// sequence, by that origin (each room counted once).
+    pub equivocations: Family<PeerLabel, Counter>,
     /// Blobs fetched from peers.
     pub blobs_fetched: Counter,
 }
@@ -57,6 +60,11 @@ impl FederationMetrics {
             "peer_connected",
             "1 while a connection to the peer is up",
             self.peer_connected.clone(),
+        );
+        r.register(
+            "equivocations",
+            "Rooms in which an origin node was caught signing two events at one sequence",
+            self.equivocations.clone(),
         );
         r.register(
             "peer_strikes",

@@ -44,6 +44,34 @@ pub struct NodeRooms {
     metrics: FederationMetrics,
 }
 
+/// Reports an origin's equivocation the first time a room sees it (the
+/// room's fork record is durable, so a restart does not report it again):
+/// a warning with both event ids, and the origin's count in metrics.
+fn report_fork(room: &Room, ev: &VerifiedEvent, forked_before: bool, metrics: &FederationMetrics) {
+    let origin = ev.origin();
+    if forked_before {
+        return;
+    }
+    let Some(seq) = room.engine().forks().get(origin).copied() else {
+        return;
+    };
+    let twins = room.engine().fork_twins(origin, seq);
+    let at_seq: Vec<String> = twins.iter().take(2).map(ToString::to_string).collect();
+    tracing::warn!(
+        room = %room.engine().room(),
+        origin = %origin.short(),
+        seq,
+        events = %at_seq.join(", "),
+        "equivocation: the origin signed two events at one sequence; both are rejected everywhere"
+    );
+    metrics
+        .equivocations
+        .get_or_create(&crate::metrics::PeerLabel {
+            peer: origin.short().to_string(),
+        })
+        .inc();
+}
+
 /// What [`NodeRooms::post_checked`] did.
 #[derive(Debug)]
 pub enum Posted {
@@ -340,7 +368,9 @@ impl NodeRooms {
                 ready.iter().filter_map(|id| parked.remove(id)).collect();
             evs.sort_by_key(|e| (e.header().depth, e.id()));
             for ev in evs {
+                let forked = room.engine().forks().contains_key(ev.origin());
                 if let Ok(Admission::Applied { .. }) = room.submit(&ev, now)? {
+                    report_fork(room, &ev, forked, &self.metrics);
                     accepted.push(ev.into_signed());
                 }
             }
@@ -592,8 +622,10 @@ impl Rooms for NodeRooms {
         let mut counts: Vec<String> = Vec::new();
         if let Some(room) = self.rooms.get_mut(room_id) {
             for ev in verified {
+                let forked = room.engine().forks().contains_key(ev.origin());
                 match room.submit(&ev, now) {
                     Ok(Ok(Admission::Applied { verdict, .. })) => {
+                        report_fork(room, &ev, forked, &self.metrics);
                         if let crate::engine::Verdict::Rejected(r) = verdict {
                             counts.push(format!("rejected:{}", r.code()));
                         }

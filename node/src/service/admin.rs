@@ -584,7 +584,7 @@ impl AdminService {
             (r.rooms().count(), r.catching_up())
         };
         let peers = self.peer_table();
-        let connected = peers.iter().filter(|p| p.2).count();
+        let connected = peers.iter().filter(|p| p.connected).count();
         record(vec![
             ("node", Cell::text(self.svc.node_id())),
             ("name", Cell::text(&self.svc.inner.name)),
@@ -1189,33 +1189,41 @@ impl AdminService {
     }
 
     /// (node, address, connected, shared rooms, lag) of every peer.
-    fn peer_table(&self) -> Vec<(NodeId, String, bool, usize, Option<u64>)> {
+    fn peer_table(&self) -> Vec<PeerRow> {
         let peers = self.svc.peers();
-        let Some(fed) = self.svc.federation() else {
-            return peers
-                .into_iter()
-                .map(|(n, a)| (n, a, false, 0, None))
-                .collect();
-        };
-        let connected = fed.connected();
-        let shared: Vec<(RoomId, Vec<NodeId>)> = {
+        // Per room: its peers, and the origins caught equivocating there.
+        let shared: Vec<(RoomId, Vec<NodeId>, Vec<NodeId>)> = {
             let rooms = self.svc.rooms();
             rooms
                 .rooms()
-                .map(|(id, _)| (*id, rooms.room_peers(id)))
+                .map(|(id, r)| {
+                    let forked = r.engine().forks().keys().copied().collect();
+                    (*id, rooms.room_peers(id), forked)
+                })
                 .collect()
         };
+        let fed = self.svc.federation();
+        let connected = fed.as_ref().map(|f| f.connected()).unwrap_or_default();
         peers
             .into_iter()
             .map(|(node, addr)| {
                 let mine: Vec<&RoomId> = shared
                     .iter()
-                    .filter(|(_, p)| p.contains(&node))
-                    .map(|(r, _)| r)
+                    .filter(|(_, p, _)| p.contains(&node))
+                    .map(|(r, _, _)| r)
                     .collect();
-                let lags: Vec<u64> = mine.iter().filter_map(|r| fed.lag(&node, r)).collect();
-                let lag = (!lags.is_empty()).then(|| lags.iter().sum());
-                (node, addr, connected.contains(&node), mine.len(), lag)
+                let lags: Vec<u64> = fed
+                    .iter()
+                    .flat_map(|f| mine.iter().filter_map(|r| f.lag(&node, r)))
+                    .collect();
+                PeerRow {
+                    connected: connected.contains(&node),
+                    shared_rooms: mine.len(),
+                    lag: (!lags.is_empty()).then(|| lags.iter().sum()),
+                    equivocations: shared.iter().filter(|(_, _, f)| f.contains(&node)).count(),
+                    node,
+                    addr,
+                }
             })
             .collect()
     }
@@ -1224,18 +1232,30 @@ impl AdminService {
         let rows = self
             .peer_table()
             .into_iter()
-            .map(|(node, addr, up, rooms, lag)| {
+            .map(|p| {
                 vec![
-                    Cell::text(node),
-                    Cell::Text(addr),
-                    Cell::text(if up { "connected" } else { "disconnected" }),
-                    int(rooms),
-                    lag.map_or(Cell::Null, int),
+                    Cell::text(p.node),
+                    Cell::Text(p.addr),
+                    Cell::text(if p.connected {
+                        "connected"
+                    } else {
+                        "disconnected"
+                    }),
+                    int(p.shared_rooms),
+                    p.lag.map_or(Cell::Null, int),
+                    int(p.equivocations),
                 ]
             })
             .collect();
         table(
-            &["node", "addr", "state", "shared_rooms", "lag_events"],
+            &[
+                "node",
+                "addr",
+                "state",
+                "shared_rooms",
+                "lag_events",
+                "equivocated_in",
+            ],
             rows,
         )
     }
@@ -1609,6 +1629,18 @@ impl ClientService {
             }
         }
     }
+}
+
+/// One row of `peer list`.
+struct PeerRow {
+    node: NodeId,
+    addr: String,
+    connected: bool,
+    shared_rooms: usize,
+    /// Events the peer lacks, summed over shared rooms, when known.
+    lag: Option<u64>,
+    /// Rooms in which the peer was caught equivocating.
+    equivocations: usize,
 }
 
 #[cfg(test)]
