@@ -1426,6 +1426,7 @@ async fn peers_status_audit_config_and_backups() {
     assert_eq!(peers.as_array().unwrap().len(), 1, "{peers}");
     assert_eq!(peers[0]["node"], b_id.as_str(), "{peers}");
     assert_eq!(peers[0]["addr"], b.federation.to_string(), "{peers}");
+    assert_eq!(peers[0]["equivocated_in"], 0, "{peers}");
     until("A connects to B", || async {
         a.json(&["peer", "list"]).await[0]["state"] == "connected"
     })

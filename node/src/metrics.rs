@@ -35,6 +35,12 @@ pub struct FederationMetrics {
     pub peer_strikes: Family<PeerLabel, Counter>,
     /// Events sent to each peer.
     pub events_sent: Family<PeerLabel, Counter>,
+    /// Connections to each peer that ended (closed, replaced by a newer
+    /// one, or timed out): a flapping link shows here.
+    pub disconnects: Family<PeerLabel, Counter>,
+    /// Knocks taken from each peer: it had no connection and asked this
+    /// node (its dialer) to redial.
+    pub knocks: Family<PeerLabel, Counter>,
     /// Rooms in which an origin node was caught signing two events at one
     /// sequence, by that origin (each room counted once).
     pub equivocations: Family<PeerLabel, Counter>,
@@ -75,6 +81,16 @@ impl FederationMetrics {
             "events_sent",
             "Events sent to the peer",
             self.events_sent.clone(),
+        );
+        r.register(
+            "disconnects",
+            "Connections to the peer that ended (closed, replaced or timed out)",
+            self.disconnects.clone(),
+        );
+        r.register(
+            "knocks",
+            "Times a peer that had no connection asked this node to redial it",
+            self.knocks.clone(),
         );
         r.register(
             "blobs_fetched",

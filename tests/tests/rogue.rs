@@ -12,8 +12,8 @@ use confab_node::tls::{self, PinSet};
 use confab_tests::net::{TestNode, eventually};
 use confab_tests::{create_room_event, test_key, text};
 use confab_wire::event::{Content, ReasonContent, Visibility};
-use confab_wire::fed::{EventBatch, FED_ALPN};
-use confab_wire::{EventKind, FedMessage, NodeKey, UserId};
+use confab_wire::fed::{EventBatch, FED_ALPN, FedErrorCode};
+use confab_wire::{EventKind, FedMessage, FrameDecoder, NodeKey, RoomId, SignedEvent, UserId};
 
 fn now() -> u64 {
     confab_node::local::now_ms()
@@ -109,7 +109,10 @@ async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
         (muted_msg, forged, impersonating)
     };
 
-    // A raw connection of the rogue's own.
+    // A raw connection of the rogue's own, in place of its node's (a new
+    // connection of a peer replaces its old one, and the node would dial
+    // or knock its way back in).
+    r.fed.close();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     let pins: PinSet = [ka.node_id()].into_iter().collect();
     endpoint.set_default_client_config(tls::client_config(&kr, pins, &[FED_ALPN]).unwrap());
@@ -188,4 +191,91 @@ async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
     for n in [&a, &b, &r] {
         n.fed.close();
     }
+}
+
+/// One raw connection of the rogue to `a`: says hello, sends one batch of
+/// more invalid events than a window allows, and returns how `a` answers:
+/// its slow-down message, or why it closed the connection.
+async fn one_bad_connection(endpoint: &quinn::Endpoint, a: &TestNode, rogue: &NodeKey) -> String {
+    let conn = endpoint
+        .connect(
+            a.fed.local_addr().unwrap(),
+            &tls::server_name(&a.key.node_id()),
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let junk = SignedEvent {
+        header: vec![1, 2, 3],
+        signature: [0; 64],
+        content: None,
+    };
+    let mut out = Vec::new();
+    FedMessage::Hello(sync::hello(rogue.node_id(), "rogue"))
+        .encode(&mut out)
+        .unwrap();
+    FedMessage::Events(EventBatch {
+        room: RoomId([5; 32]),
+        trace: None,
+        events: vec![junk; sync::BAD_EVENTS_PER_WINDOW as usize + 1],
+    })
+    .encode(&mut out)
+    .unwrap();
+    send.write_all(&out).await.unwrap();
+    let mut decoder = FrameDecoder::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(n)) = recv.read(&mut buf).await {
+            decoder.push(&buf[..n]);
+            while let Ok(Some(frame)) = decoder.next_frame() {
+                if let Ok(FedMessage::Error(e)) = FedMessage::decode(&frame)
+                    && e.code == FedErrorCode::RateLimited
+                {
+                    return e.message;
+                }
+            }
+        }
+        match conn.close_reason() {
+            Some(quinn::ConnectionError::ApplicationClosed(c)) => {
+                String::from_utf8_lossy(&c.reason).into_owned()
+            }
+            other => format!("{other:?}"),
+        }
+    })
+    .await
+    .expect("a never answered the invalid events");
+    conn.close(0u32.into(), b"redialling");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_strikes_outlive_its_connections() {
+    let (ka, kr) = (test_key(11), test_key(13));
+    let a = TestNode::start(&ka, [kr.node_id()].into_iter().collect()).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let pins: PinSet = [ka.node_id()].into_iter().collect();
+    endpoint.set_default_client_config(tls::client_config(&kr, pins, &[FED_ALPN]).unwrap());
+    // Each redial starts where the last connection left off: the pause
+    // doubles, and a redial does not buy a clean slate.
+    let first = one_bad_connection(&endpoint, &a, &kr).await;
+    assert!(
+        first.contains(&format!("for {} ms", sync::PAUSE_MS)),
+        "{first}"
+    );
+    let second = one_bad_connection(&endpoint, &a, &kr).await;
+    assert!(
+        second.contains(&format!("for {} ms", 2 * sync::PAUSE_MS)),
+        "{second}"
+    );
+    let third = one_bad_connection(&endpoint, &a, &kr).await;
+    assert!(
+        third.contains(&format!("for {} ms", 4 * sync::PAUSE_MS)),
+        "{third}"
+    );
+    // Past the last warning the peer is disconnected, on its fourth
+    // connection as it would have been on one.
+    let last = one_bad_connection(&endpoint, &a, &kr).await;
+    assert!(last.contains("disconnecting"), "{last}");
+    a.fed.close();
 }

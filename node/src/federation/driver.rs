@@ -4,7 +4,17 @@
 //!
 //! One connection per pair of nodes: only the node with the smaller id
 //! dials (the other accepts), so two nodes never hold two connections.
-//! The dialer reconnects with capped exponential backoff and jitter.
+//! The dialer reconnects with capped exponential backoff and jitter. The
+//! other side, when it has had no connection for a while (it restarted,
+//! or its link died), knocks: it opens a connection and closes it at once
+//! with [`KNOCK_CODE`]. Only the real peer can knock (TLS pins its key),
+//! and a peer without a connection proves the dialer's one dead, so the
+//! dialer closes it and redials at once instead of waiting out the idle
+//! timeout.
+//!
+//! A peer's connection state is keyed by connection: a newer connection
+//! replaces (and closes) an older one, and the end of the older one never
+//! removes the newer.
 //!
 //! Ingest is a two-stage pipeline per connection: the signatures of an
 //! event batch are checked on the blocking pool (on every core, and off
@@ -15,17 +25,17 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use confab_wire::fed::{Ephemeral, FED_ALPN, OriginHead, TraceId};
 use confab_wire::{
     BlobId, FedMessage, FrameDecoder, NodeId, NodeKey, RoomId, SignedEvent, VerifiedEvent,
 };
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 use super::blobs::{BlobFetch, ChunkOutcome};
 use super::replica::NodeRooms;
-use super::sync::{self, Effects, PeerSync, Rooms};
+use super::sync::{self, Effects, PeerSync, Penalty, Rooms};
 use crate::error::{Error, Result};
 use crate::local::now_ms;
 use crate::metrics::{FederationMetrics, PeerLabel};
@@ -48,6 +58,14 @@ pub const FETCHES_MAX: usize = 16;
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default largest blob fetched from a peer (the default upload limit).
 pub const DEFAULT_MAX_BLOB: u64 = 25 * 1024 * 1024;
+/// Application close code of a knock ("I have no connection: redial me").
+pub const KNOCK_CODE: u32 = 4;
+/// How long the side that does not dial waits before knocking again while
+/// it still has no connection (doubling, up to [`BACKOFF_MAX_MS`]).
+pub const KNOCK_AGAIN: Duration = Duration::from_secs(1);
+/// A knock does not close a connection younger than this: it is the
+/// dialer's redial, not yet seen by the knocker.
+pub const KNOCK_GRACE: Duration = Duration::from_secs(2);
 
 /// What a connection task is asked to do.
 #[derive(Debug)]
@@ -65,6 +83,25 @@ struct Fetching {
     waiters: Vec<oneshot::Sender<std::result::Result<(), String>>>,
 }
 
+/// The live connection to a peer.
+#[derive(Debug)]
+struct Link {
+    /// The connection's id, unique among this endpoint's connections.
+    id: usize,
+    conn: quinn::Connection,
+    opened: Instant,
+    commands: mpsc::Sender<Command>,
+}
+
+/// The loop that keeps a connection to one peer: dialling or knocking.
+#[derive(Debug)]
+struct Dialer {
+    /// The peer's address (a new one replaces the old).
+    addr: watch::Sender<SocketAddr>,
+    /// Woken when the peer knocks: redial now.
+    knocked: Arc<Notify>,
+}
+
 #[derive(Debug)]
 struct Shared {
     key: NodeKey,
@@ -72,9 +109,13 @@ struct Shared {
     rooms: Arc<Mutex<NodeRooms>>,
     store: Store,
     metrics: FederationMetrics,
-    peers: Mutex<HashMap<NodeId, mpsc::Sender<Command>>>,
+    peers: Mutex<HashMap<NodeId, Link>>,
+    /// Woken whenever a peer's link ends.
+    link_lost: Notify,
+    /// Each peer node's standing for invalid events, across connections.
+    penalties: Mutex<HashMap<NodeId, Penalty>>,
     /// Turns true once on shutdown; every task watches it.
-    stopping: tokio::sync::watch::Sender<bool>,
+    stopping: watch::Sender<bool>,
     events: broadcast::Sender<(RoomId, SignedEvent, Option<TraceId>)>,
     ephemeral: broadcast::Sender<Ephemeral>,
     fetches: Mutex<HashMap<BlobId, Fetching>>,
@@ -85,9 +126,8 @@ struct Shared {
     blocked: Mutex<std::collections::HashSet<NodeId>>,
     /// The keys the endpoint accepts (shared with its TLS configs).
     pins: PinSet,
-    /// The address each peer's dial loop uses (one loop per peer; a new
-    /// address replaces the old).
-    dialers: Mutex<HashMap<NodeId, tokio::sync::watch::Sender<SocketAddr>>>,
+    /// Each peer's dial (or knock) loop, one per peer.
+    dialers: Mutex<HashMap<NodeId, Dialer>>,
 }
 
 /// A node's federation: its endpoint, its peers' connection tasks, and the
@@ -140,7 +180,9 @@ impl Federation {
                 store,
                 metrics,
                 peers: Mutex::new(HashMap::new()),
-                stopping: tokio::sync::watch::channel(false).0,
+                link_lost: Notify::new(),
+                penalties: Mutex::new(HashMap::new()),
+                stopping: watch::channel(false).0,
                 events: broadcast::channel(NOTICE_CAPACITY).0,
                 ephemeral: broadcast::channel(NOTICE_CAPACITY).0,
                 fetches: Mutex::new(HashMap::new()),
@@ -162,6 +204,11 @@ impl Federation {
                             if let Some(peer) = tls::peer_node_id(&conn) {
                                 match conn.accept_bi().await {
                                     Ok((send, recv)) => f.serve(peer, conn, send, recv).await,
+                                    Err(quinn::ConnectionError::ApplicationClosed(c))
+                                        if c.error_code == KNOCK_CODE.into() =>
+                                    {
+                                        f.on_knock(peer)
+                                    }
                                     Err(e) => tracing::debug!(error = %e, "peer opened no stream"),
                                 }
                             }
@@ -259,73 +306,170 @@ impl Federation {
         v
     }
 
-    /// Keeps a connection to `peer` at `addr` (only if this node's id is
-    /// the smaller; otherwise the peer dials).
+    /// Keeps a connection to `peer` at `addr`: dials it if this node's id
+    /// is the smaller, else knocks whenever there is no connection.
     pub fn connect(&self, peer: NodeId, addr: SocketAddr) {
-        if self.shared.key.node_id() >= peer {
-            return;
-        }
-        let mut target = {
+        let (target, knocked) = {
             let mut dialers = lock(&self.shared.dialers);
             if let Some(d) = dialers.get(&peer) {
-                // Already dialled: the next attempt goes to the new address.
-                d.send_replace(addr);
+                // Already kept: the next attempt goes to the new address.
+                d.addr.send_replace(addr);
                 return;
             }
-            let (tx, rx) = tokio::sync::watch::channel(addr);
-            dialers.insert(peer, tx);
-            rx
+            let (tx, rx) = watch::channel(addr);
+            let knocked = Arc::new(Notify::new());
+            dialers.insert(
+                peer,
+                Dialer {
+                    addr: tx,
+                    knocked: knocked.clone(),
+                },
+            );
+            (rx, knocked)
         };
         let f = self.clone();
+        if self.shared.key.node_id() < peer {
+            tokio::spawn(async move { f.dial(peer, target, knocked).await });
+        } else {
+            tokio::spawn(async move { f.knock_when_unlinked(peer, target).await });
+        }
+    }
+
+    async fn dial(
+        &self,
+        peer: NodeId,
+        mut target: watch::Receiver<SocketAddr>,
+        knocked: Arc<Notify>,
+    ) {
         let mut stopping = self.shared.stopping.subscribe();
-        tokio::spawn(async move {
-            let mut backoff = BACKOFF_MIN_MS;
-            let mut jitter =
-                u64::from_le_bytes(peer.as_bytes()[..8].try_into().unwrap_or([1; 8])) | 1;
-            loop {
-                let dialed = async {
-                    if f.is_blocked(&peer) {
-                        return Err("peer is blocked".to_string());
-                    }
-                    let addr = *target.borrow_and_update();
-                    let conn = f
-                        .endpoint
-                        .connect(addr, &tls::server_name(&peer))
-                        .map_err(|e| e.to_string())?
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-                    Ok::<_, String>((conn, send, recv))
+        let mut backoff = BACKOFF_MIN_MS;
+        let mut jitter = u64::from_le_bytes(peer.as_bytes()[..8].try_into().unwrap_or([1; 8])) | 1;
+        loop {
+            let dialed = async {
+                if self.is_blocked(&peer) {
+                    return Err("peer is blocked".to_string());
                 }
-                .await;
-                match dialed {
-                    Ok((conn, send, recv)) => {
-                        backoff = BACKOFF_MIN_MS;
-                        f.serve(peer, conn, send, recv).await;
-                    }
-                    Err(e) => tracing::debug!(peer = %peer.short(), error = %e, "dial failed"),
+                let addr = *target.borrow_and_update();
+                let conn = self
+                    .endpoint
+                    .connect(addr, &tls::server_name(&peer))
+                    .map_err(|e| e.to_string())?
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>((conn, send, recv))
+            }
+            .await;
+            match dialed {
+                Ok((conn, send, recv)) => {
+                    backoff = BACKOFF_MIN_MS;
+                    self.serve(peer, conn, send, recv).await;
                 }
-                jitter ^= jitter << 13;
-                jitter ^= jitter >> 7;
-                jitter ^= jitter << 17;
-                let wait = backoff / 2 + jitter % (backoff / 2 + 1);
-                if *stopping.borrow() {
-                    return;
-                }
+                Err(e) => tracing::debug!(peer = %peer.short(), error = %e, "dial failed"),
+            }
+            jitter ^= jitter << 13;
+            jitter ^= jitter >> 7;
+            jitter ^= jitter << 17;
+            let wait = backoff / 2 + jitter % (backoff / 2 + 1);
+            if *stopping.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                // A new address is tried at once, and so is a knocking peer.
+                Ok(()) = target.changed() => backoff = BACKOFF_MIN_MS,
+                () = knocked.notified() => backoff = BACKOFF_MIN_MS,
+                _ = stopping.changed() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX_MS);
+        }
+    }
+
+    /// The side that does not dial: while it has no connection to `peer`,
+    /// knocks (at once, then less and less often).
+    async fn knock_when_unlinked(&self, peer: NodeId, mut target: watch::Receiver<SocketAddr>) {
+        let mut stopping = self.shared.stopping.subscribe();
+        let mut wait = KNOCK_AGAIN;
+        loop {
+            if *stopping.borrow() {
+                return;
+            }
+            let lost = self.shared.link_lost.notified();
+            tokio::pin!(lost);
+            lost.as_mut().enable();
+            if self.is_linked(&peer) {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
-                    // A new address is tried at once.
-                    Ok(()) = target.changed() => backoff = BACKOFF_MIN_MS,
+                    () = &mut lost => wait = KNOCK_AGAIN,
                     _ = stopping.changed() => return,
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX_MS);
+                continue;
             }
-        });
+            if !self.is_blocked(&peer) {
+                let addr = *target.borrow_and_update();
+                match self.knock(peer, addr).await {
+                    Ok(()) => tracing::debug!(peer = %peer.short(), "knocked: no connection"),
+                    Err(e) => tracing::debug!(peer = %peer.short(), error = %e, "knock failed"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                Ok(()) = target.changed() => {}
+                _ = stopping.changed() => return,
+            }
+            wait = (wait * 2).min(Duration::from_millis(BACKOFF_MAX_MS));
+        }
+    }
+
+    async fn knock(&self, peer: NodeId, addr: SocketAddr) -> std::result::Result<(), String> {
+        let conn = self
+            .endpoint
+            .connect(addr, &tls::server_name(&peer))
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        conn.close(KNOCK_CODE.into(), b"no connection here; redial");
+        Ok(())
+    }
+
+    /// A peer knocked: it has no connection to this node, so the one this
+    /// node holds (unless just made) is dead; close it and redial now.
+    fn on_knock(&self, peer: NodeId) {
+        if self.shared.key.node_id() >= peer || self.is_blocked(&peer) {
+            return;
+        }
+        self.shared
+            .metrics
+            .knocks
+            .get_or_create(&PeerLabel {
+                peer: peer.short().to_string(),
+            })
+            .inc();
+        if let Some(link) = lock(&self.shared.peers).get(&peer)
+            && link.opened.elapsed() >= KNOCK_GRACE
+        {
+            tracing::info!(peer = %peer.short(), "peer knocked: its connection is gone; redialling");
+            link.conn.close(6u32.into(), b"you knocked; redialling");
+        }
+        if let Some(d) = lock(&self.shared.dialers).get(&peer) {
+            d.knocked.notify_one();
+        }
+    }
+
+    /// Connections open on the endpoint: links, dials and knocks under way,
+    /// and closed ones still draining.
+    pub fn open_connections(&self) -> usize {
+        self.endpoint.open_connections()
+    }
+
+    fn is_linked(&self, peer: &NodeId) -> bool {
+        lock(&self.shared.peers).contains_key(peer)
     }
 
     fn senders(&self, to: &[NodeId]) -> Vec<mpsc::Sender<Command>> {
         let peers = lock(&self.shared.peers);
-        to.iter().filter_map(|p| peers.get(p).cloned()).collect()
+        to.iter()
+            .filter_map(|p| peers.get(p).map(|l| l.commands.clone()))
+            .collect()
     }
 
     /// Sends a new local event to the connected peers that take part in
@@ -454,7 +598,21 @@ impl Federation {
             return;
         }
         let (tx, mut commands) = mpsc::channel(PEER_QUEUE_DEPTH);
-        lock(&self.shared.peers).insert(peer, tx);
+        let id = conn.stable_id();
+        let replaced = lock(&self.shared.peers).insert(
+            peer,
+            Link {
+                id,
+                conn: conn.clone(),
+                opened: Instant::now(),
+                commands: tx,
+            },
+        );
+        if let Some(old) = replaced {
+            // The peer made a new connection: the old one is dead to it.
+            old.conn
+                .close(5u32.into(), b"replaced by a newer connection");
+        }
         let label = PeerLabel {
             peer: peer.short().to_string(),
         };
@@ -470,12 +628,15 @@ impl Federation {
             now_ms(),
             seed,
         );
+        if let Some(p) = lock(&self.shared.penalties).get(&peer) {
+            machine.resume(*p, now_ms());
+        }
         let mut decoder = FrameDecoder::default();
         let mut buf = vec![0u8; 64 * 1024];
         let mut inbound: VecDeque<Inbound> = VecDeque::new();
         let mut verifying: VecDeque<Verification> = VecDeque::new();
         let mut verified: VecDeque<Vec<confab_wire::Result<VerifiedEvent>>> = VecDeque::new();
-        let mut strikes = 0;
+        let mut strikes = machine.strikes();
         let mut stopping = self.shared.stopping.subscribe();
         tracing::info!(peer = %peer.short(), remote = %conn.remote_address(), "peer connected");
         'conn: loop {
@@ -487,6 +648,7 @@ impl Federation {
             }
             if machine.strikes() > strikes {
                 strikes = machine.strikes();
+                lock(&self.shared.penalties).insert(peer, machine.penalty());
                 self.shared.metrics.peer_strikes.get_or_create(&label).inc();
                 tracing::warn!(peer = %peer.short(), strikes, "peer sends invalid events; slowing it down");
             }
@@ -595,15 +757,23 @@ impl Federation {
                 }
             }
         }
-        {
+        let ours = {
             let mut peers = lock(&self.shared.peers);
-            peers.remove(&peer);
+            let ours = peers.get(&peer).is_some_and(|l| l.id == id);
+            if ours {
+                peers.remove(&peer);
+            }
+            ours
+        };
+        self.shared.metrics.disconnects.get_or_create(&label).inc();
+        if ours {
+            self.shared
+                .metrics
+                .peer_connected
+                .get_or_create(&label)
+                .set(0);
+            self.shared.link_lost.notify_waiters();
         }
-        self.shared
-            .metrics
-            .peer_connected
-            .get_or_create(&label)
-            .set(0);
         // Fetches from this peer fail now rather than at their timeout.
         let failed: Vec<BlobId> = lock(&self.shared.fetches)
             .iter()

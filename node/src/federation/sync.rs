@@ -39,8 +39,23 @@ pub const BAD_WINDOW_MS: u64 = 10_000;
 pub const STRIKES_MAX: u32 = 3;
 /// How long reading from a peer pauses at its first strike (doubling).
 pub const PAUSE_MS: u64 = 1_000;
+/// How long a peer's strikes are remembered after its last one, across
+/// its connections (a redial does not wipe them).
+pub const STRIKES_FORGOTTEN_MS: u64 = 10 * 60_000;
 /// Prefix of the error message that says a blob is not held.
 pub const BLOB_NOT_HELD: &str = "blob not held: ";
+
+/// A peer node's standing for invalid events, carried from one of its
+/// connections to the next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Penalty {
+    /// Strikes so far.
+    pub strikes: u32,
+    /// Until when its frames are not read (ms since epoch).
+    pub paused_until: u64,
+    /// When it last struck (ms since epoch).
+    pub last_strike: u64,
+}
 
 /// What ingesting a peer's events gave.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -132,6 +147,7 @@ pub struct PeerSync {
     bad_window_start: u64,
     bad_in_window: u32,
     strikes: u32,
+    last_strike: u64,
     paused_until: Option<u64>,
     closed: Option<String>,
     rng: u64,
@@ -157,6 +173,7 @@ impl PeerSync {
             bad_window_start: now,
             bad_in_window: 0,
             strikes: 0,
+            last_strike: 0,
             paused_until: None,
             closed: None,
             rng: seed | 1,
@@ -428,9 +445,12 @@ impl PeerSync {
             return;
         }
         self.strikes += 1;
+        self.last_strike = now;
         self.bad_window_start = now;
         self.bad_in_window = 0;
         if self.strikes > STRIKES_MAX {
+            // Its next connection is not read for a while either.
+            self.paused_until = Some(now + (PAUSE_MS << STRIKES_MAX));
             self.close(
                 FedErrorCode::RateLimited,
                 format!("kept sending invalid events after {STRIKES_MAX} warnings; disconnecting"),
@@ -451,6 +471,26 @@ impl PeerSync {
     /// Strikes so far (for logs and tests).
     pub fn strikes(&self) -> u32 {
         self.strikes
+    }
+
+    /// The peer's standing, to carry to its next connection.
+    pub fn penalty(&self) -> Penalty {
+        Penalty {
+            strikes: self.strikes,
+            paused_until: self.paused_until.unwrap_or(0),
+            last_strike: self.last_strike,
+        }
+    }
+
+    /// Takes up the standing the peer had on its previous connection, unless
+    /// its last strike is long enough ago to be forgotten.
+    pub fn resume(&mut self, penalty: Penalty, now: u64) {
+        if penalty.strikes == 0 || now >= penalty.last_strike + STRIKES_FORGOTTEN_MS {
+            return;
+        }
+        self.strikes = penalty.strikes;
+        self.last_strike = penalty.last_strike;
+        self.paused_until = Some(penalty.paused_until).filter(|t| *t > now);
     }
 
     fn want(&mut self, room: RoomId, rooms: &impl Rooms) {
@@ -711,5 +751,45 @@ mod tests {
                 ..
             })
         )));
+    }
+
+    #[test]
+    fn strikes_outlive_the_connection_until_forgotten() {
+        let (a, b) = (key(1).node_id(), key(2).node_id());
+        let mut r = rooms();
+        let junk = SignedEvent {
+            header: vec![1, 2, 3],
+            signature: [0; 64],
+            content: None,
+        };
+        let strike = |s: &mut PeerSync, now: u64, r: &mut NodeRooms| {
+            let batch = EventBatch {
+                room: RoomId([5; 32]),
+                trace: None,
+                events: vec![junk.clone(); BAD_EVENTS_PER_WINDOW as usize + 1],
+            };
+            s.handle_message(now, FedMessage::Events(batch), r);
+        };
+        let mut first = PeerSync::new(hello(a, "a"), b, 0, 7);
+        first.handle_message(0, FedMessage::Hello(hello(b, "b")), &mut r);
+        strike(&mut first, 10, &mut r);
+        assert_eq!(first.strikes(), 1);
+        let penalty = first.penalty();
+        assert_eq!(penalty.paused_until, 10 + PAUSE_MS);
+        // A redial takes up the standing: still paused, and the next strike
+        // is the second.
+        let mut second = PeerSync::new(hello(a, "a"), b, 20, 7);
+        second.resume(penalty, 20);
+        second.handle_message(20, FedMessage::Hello(hello(b, "b")), &mut r);
+        assert_eq!(second.paused_until(20), Some(10 + PAUSE_MS));
+        strike(&mut second, 5_000, &mut r);
+        assert_eq!(second.strikes(), 2);
+        assert_eq!(second.paused_until(5_000), Some(5_000 + 2 * PAUSE_MS));
+        // Long after the last strike, a connection starts clean.
+        let later = 5_000 + STRIKES_FORGOTTEN_MS;
+        let mut third = PeerSync::new(hello(a, "a"), b, later, 7);
+        third.resume(second.penalty(), later);
+        assert_eq!(third.strikes(), 0);
+        assert_eq!(third.paused_until(later), None);
     }
 }

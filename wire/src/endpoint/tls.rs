@@ -27,11 +27,12 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Signatu
 use super::{EndpointError as Error, Result};
 
 /// How often an idle connection sends a keep-alive, so NATs and the peer's
-/// idle timer see traffic.
-pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
-/// A connection with no traffic for this long (several missed keep-alives)
-/// is closed.
-pub const IDLE_TIMEOUT_MS: u32 = 30_000;
+/// idle timer see traffic (one small packet a second per connection).
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// A connection with no traffic for this long (six missed keep-alives) is
+/// closed: a peer that crashed is seen gone within seconds, and the
+/// dialer redials.
+pub const IDLE_TIMEOUT_MS: u32 = 6_000;
 /// Suffix of the TLS server name derived from a node id (see [`server_name`]).
 /// `.invalid` is reserved (RFC 2606), so it can never be a real DNS name.
 pub const SERVER_NAME_SUFFIX: &str = ".confab.invalid";
