@@ -19,7 +19,10 @@ use crate::ids::{BlobId, ContentHash, EventId, RoomId, UserId};
 /// - 1: inviting needs `message.send`, whatever the room.
 /// - 2: inviting into a private room needs `room.settings` unless the room's
 ///   [`Setting::Invites`] lets members invite.
-pub const ROOM_VERSION: u16 = 2;
+/// - 3: a message may carry an [`IdempotencyHash`] after its fields.
+pub const ROOM_VERSION: u16 = 3;
+/// The first rules version whose messages may carry an [`IdempotencyHash`].
+pub const IDEMPOTENCY_SINCE: u16 = 3;
 /// The oldest rules version this crate still judges.
 pub const OLDEST_ROOM_VERSION: u16 = 1;
 /// Most parents an event may name.
@@ -592,6 +595,34 @@ pub struct ReasonContent {
     pub reason: String,
 }
 
+/// A hash of a message's author and of the idempotency key its client sent
+/// it with, carried in the message (rules version 3 on), so that a node
+/// restored or rebuilt from its peers learns from the events themselves
+/// which sends it has already posted. The key itself stays on its node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct IdempotencyHash(pub [u8; 16]);
+
+/// Domain separation of [`IdempotencyHash::of`].
+const IDEMPOTENCY_TAG: &[u8] = b"confab/v1 idempotency\0";
+
+impl IdempotencyHash {
+    /// The hash of `author`'s send with idempotency key `key`.
+    pub fn of(author: &UserId, key: &str) -> IdempotencyHash {
+        use sha2::{Digest, Sha256};
+        let local = author.localpart().as_bytes();
+        let digest = Sha256::new()
+            .chain_update(IDEMPOTENCY_TAG)
+            .chain_update(author.node().as_bytes())
+            .chain_update((local.len() as u64).to_be_bytes())
+            .chain_update(local)
+            .chain_update(key.as_bytes())
+            .finalize();
+        let mut h = [0u8; 16];
+        h.copy_from_slice(&digest[..16]);
+        IdempotencyHash(h)
+    }
+}
+
 /// An event's content, typed by its kind's [`ContentClass`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
@@ -618,19 +649,45 @@ impl Content {
 
     /// The canonical bytes of this content.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        match self {
-            Content::Empty => Ok(Vec::new()),
-            Content::Message(m) => codec::to_vec("message content", m),
-            Content::Edit(e) => codec::to_vec("edit content", e),
-            Content::Reason(r) => codec::to_vec("reason content", r),
+        self.to_bytes_with(None)
+    }
+
+    /// The canonical bytes of this content; a message's end with
+    /// `idempotency` when it has one (its other bytes are unchanged).
+    pub fn to_bytes_with(&self, idempotency: Option<&IdempotencyHash>) -> Result<Vec<u8>> {
+        let mut bytes = match self {
+            Content::Empty => Vec::new(),
+            Content::Message(m) => codec::to_vec("message content", m)?,
+            Content::Edit(e) => codec::to_vec("edit content", e)?,
+            Content::Reason(r) => codec::to_vec("reason content", r)?,
+        };
+        if let Some(h) = idempotency {
+            if !matches!(self, Content::Message(_)) {
+                return Err(Error::invalid(
+                    "content",
+                    "only a message carries an idempotency hash",
+                ));
+            }
+            bytes.extend_from_slice(&h.0);
         }
+        Ok(bytes)
     }
 
     /// Decodes and checks content bytes for an event of `kind`.
     pub fn decode_for(kind: &EventKind, bytes: &[u8]) -> Result<Content> {
+        Ok(Self::decode_with_idempotency(kind, bytes)?.0)
+    }
+
+    /// Decodes and checks content bytes for an event of `kind`, with the
+    /// idempotency hash a message may end with.
+    pub fn decode_with_idempotency(
+        kind: &EventKind,
+        bytes: &[u8],
+    ) -> Result<(Content, Option<IdempotencyHash>)> {
         if bytes.len() > MAX_CONTENT_LEN {
             return Err(Error::invalid("content", "too large"));
         }
+        let mut idempotency = None;
         let content = match kind.content_class() {
             ContentClass::Empty => {
                 if !bytes.is_empty() {
@@ -638,12 +695,23 @@ impl Content {
                 }
                 Content::Empty
             }
-            ContentClass::Message => Content::Message(codec::from_slice("message content", bytes)?),
+            ContentClass::Message => {
+                let (m, used) = codec::from_prefix("message content", bytes)?;
+                let rest = &bytes[used..];
+                if !rest.is_empty() {
+                    let h = <[u8; 16]>::try_from(rest).map_err(|_| Error::TrailingBytes {
+                        what: "message content",
+                        extra: rest.len(),
+                    })?;
+                    idempotency = Some(IdempotencyHash(h));
+                }
+                Content::Message(m)
+            }
             ContentClass::Edit => Content::Edit(codec::from_slice("edit content", bytes)?),
             ContentClass::Reason => Content::Reason(codec::from_slice("reason content", bytes)?),
         };
         content.validate()?;
-        Ok(content)
+        Ok((content, idempotency))
     }
 
     /// Checks limits.

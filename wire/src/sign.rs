@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::event::{Content, EventHeader, MAX_CONTENT_LEN, MAX_HEADER_LEN};
+#[cfg(doc)]
+use crate::event::IDEMPOTENCY_SINCE;
+use crate::event::{Content, EventHeader, IdempotencyHash, MAX_CONTENT_LEN, MAX_HEADER_LEN};
 use crate::ids::{BlobId, ContentHash, EventId, NodeId, PublicKey, RoomId};
 
 /// Tag for event header signatures.
@@ -121,7 +123,18 @@ impl NodeKey {
 
     /// Signs an event. The header's `content_hash` is set from `content`;
     /// the header must name an author of this node.
-    pub fn sign_event(&self, mut header: EventHeader, content: &Content) -> Result<VerifiedEvent> {
+    pub fn sign_event(&self, header: EventHeader, content: &Content) -> Result<VerifiedEvent> {
+        self.sign_event_with(header, content, None)
+    }
+
+    /// [`NodeKey::sign_event`] for a message that carries `idempotency`
+    /// (only in rooms of rules version 3 on: see [`IDEMPOTENCY_SINCE`]).
+    pub fn sign_event_with(
+        &self,
+        mut header: EventHeader,
+        content: &Content,
+        idempotency: Option<IdempotencyHash>,
+    ) -> Result<VerifiedEvent> {
         if header.author.node() != &self.id {
             return Err(Error::WrongSigner);
         }
@@ -130,7 +143,7 @@ impl NodeKey {
         }
         content.validate()?;
         header.validate()?;
-        let content_bytes = content.to_bytes()?;
+        let content_bytes = content.to_bytes_with(idempotency.as_ref())?;
         if content_bytes.len() > MAX_CONTENT_LEN {
             return Err(Error::invalid("content", "too large"));
         }
@@ -143,6 +156,7 @@ impl NodeKey {
         Ok(VerifiedEvent {
             id: event_id(&header_bytes),
             header,
+            idempotency,
             signed: SignedEvent {
                 header: header_bytes,
                 signature,
@@ -224,18 +238,23 @@ impl SignedEvent {
 
     /// [`SignedEvent::verify`], with the origin's key from `cache`.
     pub fn verify_cached(self, cache: &mut KeyCache) -> Result<VerifiedEvent> {
-        let header = self.check_without_signature()?;
+        let (header, idempotency) = self.check()?;
         let key = cache.get(header.author.node());
         verify_with(&key, EVENT_SIGNATURE_TAG, &self.header, &self.signature)?;
         Ok(VerifiedEvent {
             id: event_id(&self.header),
             header,
+            idempotency,
             signed: self,
         })
     }
 
     /// Every check of [`SignedEvent::verify`] except the signature.
     pub fn check_without_signature(&self) -> Result<EventHeader> {
+        Ok(self.check()?.0)
+    }
+
+    fn check(&self) -> Result<(EventHeader, Option<IdempotencyHash>)> {
         if self.header.len() > MAX_HEADER_LEN {
             return Err(Error::invalid("header", "too large"));
         }
@@ -253,9 +272,10 @@ impl SignedEvent {
             if content_hash(content) != header.content_hash {
                 return Err(Error::ContentMismatch);
             }
-            Content::decode_for(&header.kind, content)?;
+            let (_, idempotency) = Content::decode_with_idempotency(&header.kind, content)?;
+            return Ok((header, idempotency));
         }
-        Ok(header)
+        Ok((header, None))
     }
 
     /// The header, decoded without any check: for bytes that were verified
@@ -281,6 +301,8 @@ impl SignedEvent {
 pub struct VerifiedEvent {
     id: EventId,
     header: EventHeader,
+    /// What a message's content ends with, if anything (read at checking).
+    idempotency: Option<IdempotencyHash>,
     signed: SignedEvent,
 }
 
@@ -310,6 +332,11 @@ impl VerifiedEvent {
         self.signed
     }
 
+    /// The idempotency hash a message carries (rules version 3 on).
+    pub fn idempotency(&self) -> Option<&IdempotencyHash> {
+        self.idempotency.as_ref()
+    }
+
     /// The origin (signing node).
     pub fn origin(&self) -> &NodeId {
         self.header.author.node()
@@ -337,10 +364,11 @@ impl VerifiedEvent {
     /// back from its own store). Checks everything but the signature, which
     /// was checked when the event was first accepted.
     pub fn from_trusted_store(signed: SignedEvent) -> Result<VerifiedEvent> {
-        let header = signed.check_without_signature()?;
+        let (header, idempotency) = signed.check()?;
         Ok(VerifiedEvent {
             id: event_id(&signed.header),
             header,
+            idempotency,
             signed,
         })
     }

@@ -9,9 +9,11 @@ mod common;
 use std::path::PathBuf;
 
 use confab_wire::client::*;
-use confab_wire::event::{EditContent, MessageContent, Setting};
+use confab_wire::event::{EditContent, IdempotencyHash, MessageContent, Setting};
 use confab_wire::fed::*;
-use confab_wire::{ClientMessage, EventId, FedMessage, Permissions, RoomId, codec};
+use confab_wire::{
+    ClientMessage, Content, EventId, EventKind, FedMessage, Permissions, RoomId, codec,
+};
 
 fn check(name: &str, bytes: &[u8]) {
     compare(name, "hex", &hex::encode(bytes));
@@ -54,13 +56,29 @@ fn signed_events_and_ids() {
         &codec::to_vec("e", message.signed()).unwrap(),
     );
     check_text("message_event_id", &message.id().to_string());
-    let current = common::create_event_current();
+    let v2 = common::create_event_of(2);
+    check("create_event_v2", &codec::to_vec("e", v2.signed()).unwrap());
+    let v3 = common::create_event_of(3);
+    check("create_event_v3", &codec::to_vec("e", v3.signed()).unwrap());
+    let tagged = common::message_event_v3();
     check(
-        "create_event_v2",
-        &codec::to_vec("e", current.signed()).unwrap(),
+        "message_event_v3",
+        &codec::to_vec("e", tagged.signed()).unwrap(),
     );
+    // The hash is the message's last 16 bytes; without it the bytes are
+    // a message of versions 1 and 2.
+    let bytes = tagged.signed().content.clone().unwrap();
+    let hash = IdempotencyHash::of(&common::alice(), "k-1");
+    assert_eq!(tagged.idempotency(), Some(&hash));
+    assert_eq!(&bytes[bytes.len() - 16..], &hash.0);
+    let plain = Content::decode_for(&EventKind::Message, &bytes[..bytes.len() - 16]).unwrap();
+    assert_eq!(
+        Content::decode_for(&EventKind::Message, &bytes).unwrap(),
+        plain
+    );
+    assert!(Content::decode_for(&EventKind::Message, &bytes[..bytes.len() - 1]).is_err());
     // The vectors verify, and the ids are the hashes of the header bytes.
-    for ev in [&create, &message, &current] {
+    for ev in [&create, &message, &v2, &v3, &tagged] {
         let again = ev.signed().clone().verify().unwrap();
         assert_eq!(again.id(), ev.id());
     }

@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use bincode::{Decode, Encode};
-use confab_wire::event::EventKind;
+use confab_wire::event::{EventKind, IDEMPOTENCY_SINCE};
 use confab_wire::{EventHeader, EventId, NodeId, RoomId, UserId, VerifiedEvent};
 use sha2::{Digest, Sha256};
 
@@ -186,6 +186,10 @@ pub enum Refusal {
     /// Not a create event (to start a room).
     #[error("a room starts with its create event")]
     NotCreate,
+    /// The event has a form the room's rules version does not know (a
+    /// node of that version could not even decode it).
+    #[error("this room's rules version has no {0}")]
+    NotInRulesVersion(&'static str),
 }
 
 impl Refusal {
@@ -197,6 +201,7 @@ impl Refusal {
             Refusal::BadDepth { .. } => "bad_depth",
             Refusal::BrokenChain(_) => "broken_chain",
             Refusal::NotCreate => "not_create",
+            Refusal::NotInRulesVersion(_) => "not_in_rules_version",
         }
     }
 }
@@ -636,6 +641,9 @@ impl<H: History> RoomEngine<H> {
         }
         if self.history.meta(&id).is_some() {
             return Ok(Admission::Duplicate);
+        }
+        if ev.idempotency().is_some() && self.hot.state.rules.version < IDEMPOTENCY_SINCE {
+            return Err(Refusal::NotInRulesVersion("idempotency hash in messages"));
         }
         // Structure: parents and the origin predecessor.
         let mut parents = Vec::with_capacity(h.prev.len());

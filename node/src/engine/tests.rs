@@ -257,6 +257,37 @@ fn a_room_of_an_unknown_rules_version_is_refused() {
 }
 
 #[test]
+fn only_rooms_of_rules_version_3_take_messages_with_an_idempotency_hash() {
+    let alice = user(1, "alice");
+    let hash = confab_wire::event::IdempotencyHash::of(&alice, "k");
+    for version in 1..=confab_wire::event::ROOM_VERSION {
+        let mut r = create_room_of_version(1, "alice", Visibility::Public, false, version);
+        let header = r
+            .engine
+            .next_header(alice.clone(), EventKind::Message, T0 + 1);
+        let ev = r
+            .key
+            .sign_event_with(header, &content_for(&EventKind::Message), Some(hash))
+            .unwrap();
+        let admitted = r.engine.submit(&ev, T0 + 1);
+        if version >= confab_wire::event::IDEMPOTENCY_SINCE {
+            assert!(
+                matches!(admitted, Ok(Admission::Applied { .. })),
+                "version {version}: {admitted:?}"
+            );
+        } else {
+            // Refused, not stored: a node of that version cannot decode it.
+            assert_eq!(
+                admitted,
+                Err(Refusal::NotInRulesVersion("idempotency hash in messages")),
+                "version {version}"
+            );
+            assert!(!r.engine.contains(&ev.id()));
+        }
+    }
+}
+
+#[test]
 fn a_direct_room_holds_two_people() {
     let mut a = create_room(1, "alice", Visibility::Private, true);
     let alice = user(1, "alice");

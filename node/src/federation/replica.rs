@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use confab_wire::event::{Content, EventKind};
+use confab_wire::event::{Content, EventKind, IDEMPOTENCY_SINCE, IdempotencyHash};
 use confab_wire::fed::{Ephemeral, OriginHead, OriginSince};
 use confab_wire::{BlobId, EventId, NodeId, NodeKey, RoomId, SignedEvent, UserId, VerifiedEvent};
 
@@ -278,25 +278,32 @@ impl NodeRooms {
         now: u64,
         once: Option<&str>,
     ) -> Result<Posted> {
-        if let Some(idem) = once
-            && let Some(id) = self.store.sent_event(author, idem)?
+        let hash = once.map(|k| IdempotencyHash::of(author, k));
+        if let Some(h) = &hash
+            && let Some(id) = self.store.sent_event(author, h)?
         {
             return Ok(Posted::Duplicate(id));
         }
         let r = self.room_to_post(room)?;
+        // From rules version 3 the message itself carries the hash, so the
+        // record is rebuilt wherever the event goes (the store indexes it).
+        let carried = hash.filter(|_| {
+            matches!(content, Content::Message(_))
+                && r.engine().state().rules.version >= IDEMPOTENCY_SINCE
+        });
         let header = r.engine().next_header(author.clone(), kind, now);
         if let crate::engine::Verdict::Rejected(why) = r.engine().preview(&header) {
             return Ok(Posted::Rejected(why));
         }
         let ev = key
-            .sign_event(header, content)
+            .sign_event_with(header, content, carried)
             .map_err(|e| Error::Refused {
                 reason: e.to_string(),
             })?;
         match r.submit(&ev, now)? {
             Ok(Admission::Applied { verdict, .. }) => {
-                if let Some(idem) = once {
-                    r.note_sent(author, idem, &ev.id());
+                if let (Some(h), None) = (&hash, &carried) {
+                    r.note_sent(author, h, &ev.id());
                 }
                 r.commit()?;
                 match verdict {

@@ -6,7 +6,7 @@ use confab_wire::client::{
     Anchor, ClientError, ErrorCode, MAX_CLIENT_CHUNK, MAX_PAGE, Page, Push, Response, SessionId,
     TimelineItem,
 };
-use confab_wire::event::{Attachment, Content, EventKind, MessageContent};
+use confab_wire::event::{Attachment, Content, EventKind, IdempotencyHash, MessageContent};
 use confab_wire::fed::{Ephemeral, Signal, TraceId};
 use confab_wire::{BlobId, ClientMessage, EventId, RoomId, UserId};
 
@@ -141,7 +141,8 @@ impl ClientService {
         let store = &self.inner.store;
         // A resend answers before the rate limit and the checks below; the
         // check that decides is the one under the rooms lock (`post`).
-        if let Some(id) = store.sent_event(user, idem).map_err(internal)? {
+        let hash = IdempotencyHash::of(user, idem);
+        if let Some(id) = store.sent_event(user, &hash).map_err(internal)? {
             return Ok(Response::Event {
                 id,
                 duplicate: true,

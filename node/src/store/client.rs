@@ -28,38 +28,38 @@
 //! a resend never posts twice and never finds a key without its event.
 
 use confab_wire::client::{Notice, ReactionCount, TimelineItem};
-use confab_wire::event::EventKind;
+use confab_wire::event::{EventKind, IdempotencyHash};
 use confab_wire::{EventId, RoomId, UserId};
 
 use super::history::{ORDER_ACCEPTED, read_record};
 use super::{P_ORDER, Room, Store, key, order_key_id, store_err};
 use crate::error::Result;
 
-pub(crate) const P_SENT: u8 = b'Z';
+/// A user's sends by idempotency hash, to the event each created (written
+/// for every message that carries one, whichever node it came from, so a
+/// restored or rebuilt store relearns them from the events).
+pub(crate) const P_SENT: u8 = b'N';
 /// Most bytes of an idempotency key.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 64;
 
-fn sent_key(user: &UserId, idem: &str) -> Vec<u8> {
-    let mut k = key(P_SENT, &[&super::views::user_key(user)]);
-    k.push(idem.len() as u8);
-    k.extend_from_slice(idem.as_bytes());
-    k
+fn sent_key(user: &UserId, hash: &IdempotencyHash) -> Vec<u8> {
+    key(P_SENT, &[&super::views::user_key(user), &hash.0])
 }
 
 impl Room {
-    /// Records, with the next commit, that `user`'s send with `idem`
-    /// created `event`.
-    pub fn note_sent(&mut self, user: &UserId, idem: &str, event: &EventId) {
-        self.note(sent_key(user, idem), event.as_bytes().to_vec());
+    /// Records, with the next commit, that `user`'s send of idempotency
+    /// hash `hash` created `event`.
+    pub fn note_sent(&mut self, user: &UserId, hash: &IdempotencyHash, event: &EventId) {
+        self.note(sent_key(user, hash), event.as_bytes().to_vec());
     }
 }
 
 impl Store {
-    /// The event a send of `user` with idempotency key `idem` created.
-    pub fn sent_event(&self, user: &UserId, idem: &str) -> Result<Option<EventId>> {
+    /// The event a send of `user` with idempotency hash `hash` created.
+    pub fn sent_event(&self, user: &UserId, hash: &IdempotencyHash) -> Result<Option<EventId>> {
         Ok(self
             .data
-            .get(sent_key(user, idem))
+            .get(sent_key(user, hash))
             .map_err(store_err("read idempotency key"))?
             .and_then(|v| <[u8; 32]>::try_from(v.as_ref()).ok())
             .map(EventId))

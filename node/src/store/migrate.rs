@@ -1,7 +1,12 @@
 //! Schema migrations, one step at a time, each run once when a store of
 //! the older schema opens.
 
-use super::{P_CHECKPOINT, P_HOT, decode, encode, store_err};
+use confab_wire::event::IdempotencyHash;
+use confab_wire::{NodeId, UserId};
+
+use super::client::P_SENT;
+use super::views::user_key;
+use super::{P_CHECKPOINT, P_HOT, decode, encode, key, store_err};
 use crate::engine::Hot;
 use crate::engine::state::Rules;
 use crate::error::Result;
@@ -35,6 +40,44 @@ pub(super) fn to_2(data: &sled::Tree, meta: &sled::Tree) -> Result<()> {
     data.apply_batch(batch)
         .map_err(store_err("migrate to schema 2"))?;
     meta.insert("schema", &2u32.to_be_bytes())
+        .map_err(store_err("write schema"))?;
+    data.flush().map_err(store_err("flush migration"))?;
+    meta.flush().map_err(store_err("flush migration"))?;
+    Ok(())
+}
+
+/// Schema 2's records of sends, by user and idempotency key itself.
+const P_SENT_BY_KEY: u8 = b'Z';
+
+/// Schema 2 to 3: records of sends are keyed by idempotency hash, as the
+/// messages of rules version 3 carry it, instead of by the key itself. The
+/// old records move in one atomic batch (a crash before the schema mark
+/// finds none left to move).
+pub(super) fn to_3(data: &sled::Tree, meta: &sled::Tree) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    for item in data.scan_prefix([P_SENT_BY_KEY]) {
+        let (k, v) = item.map_err(store_err("read send record"))?;
+        batch.remove(k.clone());
+        // Prefix, node id, localpart length and bytes, key length and bytes.
+        let parsed = (|| {
+            let node = NodeId::from_bytes(k.get(1..33)?.try_into().ok()?).ok()?;
+            let local_len = usize::from(*k.get(33)?);
+            let local = std::str::from_utf8(k.get(34..34 + local_len)?).ok()?;
+            let key_len = usize::from(*k.get(34 + local_len)?);
+            let idem = std::str::from_utf8(k.get(35 + local_len..)?).ok()?;
+            (idem.len() == key_len).then_some(())?;
+            let user = UserId::new(node, local).ok()?;
+            let hash = IdempotencyHash::of(&user, idem);
+            Some((user, hash))
+        })();
+        // A record that does not parse was never written by schema 2.
+        if let Some((user, hash)) = parsed {
+            batch.insert(key(P_SENT, &[&user_key(&user), &hash.0]), v);
+        }
+    }
+    data.apply_batch(batch)
+        .map_err(store_err("migrate to schema 3"))?;
+    meta.insert("schema", &3u32.to_be_bytes())
         .map_err(store_err("write schema"))?;
     data.flush().map_err(store_err("flush migration"))?;
     meta.flush().map_err(store_err("flush migration"))?;
@@ -139,6 +182,40 @@ mod tests {
         assert_eq!(
             store.open_room(&room).unwrap().unwrap().engine().digest(),
             digest
+        );
+    }
+
+    #[test]
+    fn a_schema_2_record_of_a_send_is_found_by_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let alice = UserId::new(NodeKey::from_secret(&[3; 32]).node_id(), "alice").unwrap();
+        let event = [7u8; 32];
+        {
+            let db = raw_sled(dir.path());
+            let data = db.open_tree("room_data").unwrap();
+            let mut k = key(P_SENT_BY_KEY, &[&user_key(&alice)]);
+            k.push(6);
+            k.extend_from_slice(b"send-1");
+            data.insert(k, &event).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert("schema", &2u32.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema().unwrap(), SCHEMA_VERSION);
+        let hash = IdempotencyHash::of(&alice, "send-1");
+        assert_eq!(
+            store.sent_event(&alice, &hash).unwrap(),
+            Some(confab_wire::EventId(event))
+        );
+        assert_eq!(
+            store
+                .sent_event(&alice, &IdempotencyHash::of(&alice, "send-2"))
+                .unwrap(),
+            None
         );
     }
 }

@@ -52,7 +52,7 @@ pub use flush::Flusher;
 pub use history::SledHistory;
 
 /// The schema this code writes. 2: room states carry their rules version.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 pub(crate) const P_EVENT: u8 = b'E';
 pub(crate) const P_ORDER: u8 = b'O';
@@ -211,6 +211,9 @@ impl Store {
                 }
                 if v == 1 {
                     migrate::to_2(&data, &meta)?;
+                }
+                if v <= 2 {
+                    migrate::to_3(&data, &meta)?;
                 }
             }
             None => {
@@ -611,6 +614,9 @@ impl Room {
             signed.content = None;
         } else {
             views::index(ev, &mut self.ops, &mut self.postings);
+        }
+        if let Some(hash) = ev.idempotency() {
+            self.note_sent(&ev.header().author, hash, &ev.id());
         }
         self.events.insert(
             ev.id(),

@@ -2,7 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use confab_wire::event::{
-    Attachment, CreateRoom, InvitePolicy, MessageContent, ROOM_VERSION, Setting, Visibility,
+    Attachment, CreateRoom, IdempotencyHash, InvitePolicy, MessageContent, ROOM_VERSION, Setting,
+    Visibility,
 };
 use confab_wire::{
     BlobId, Content, ContentHash, EventHeader, EventKind, NodeKey, UserId, VerifiedEvent,
@@ -34,10 +35,11 @@ pub(crate) fn create_event() -> VerifiedEvent {
     key().sign_event(header, &Content::Empty).unwrap()
 }
 
-/// A create event of the current rules version with every setting.
-pub(crate) fn create_event_current() -> VerifiedEvent {
+/// A create event of rules `version` (2 on) with every setting.
+pub(crate) fn create_event_of(version: u16) -> VerifiedEvent {
+    assert!((2..=ROOM_VERSION).contains(&version));
     let create = CreateRoom {
-        version: ROOM_VERSION,
+        version,
         direct: false,
         settings: vec![
             Setting::Name("ops".into()),
@@ -77,4 +79,27 @@ pub(crate) fn message_event() -> VerifiedEvent {
         }],
     });
     key().sign_event(header, &content).unwrap()
+}
+
+/// A message carrying an idempotency hash, in a room of rules version 3.
+pub(crate) fn message_event_v3() -> VerifiedEvent {
+    let create = create_event_of(3);
+    let header = EventHeader {
+        room: Some(create.room()),
+        author: alice(),
+        kind: EventKind::Message,
+        prev: vec![create.id()],
+        depth: 1,
+        origin_seq: 2,
+        origin_prev: Some(create.id()),
+        ts: 1_700_000_000_500,
+        content_hash: ContentHash([0; 32]),
+    };
+    let content = Content::Message(MessageContent {
+        body: "sent once".into(),
+        ..Default::default()
+    });
+    key()
+        .sign_event_with(header, &content, Some(IdempotencyHash::of(&alice(), "k-1")))
+        .unwrap()
 }
