@@ -239,17 +239,26 @@ impl Link {
         }
     }
 
-    /// Tells the node without waiting (a session ended).
+    /// Tells the node without waiting for an answer (a session ended). A
+    /// full queue does not drop it: it is sent once there is room, or the
+    /// session would stay on the node for good.
     pub fn notify(&self, session: SessionId, body: Request) {
         if let Some(tx) = lock(&self.inner.requests).clone() {
             let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-            let _ = tx.try_send(ClientRequest {
+            let request = ClientRequest {
                 id,
                 session,
                 trace: TraceId::default(),
                 auth: None,
                 body,
-            });
+            };
+            if let Err(mpsc::error::TrySendError::Full(request)) = tx.try_send(request)
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                runtime.spawn(async move {
+                    let _ = tx.send(request).await;
+                });
+            }
         }
     }
 

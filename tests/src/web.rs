@@ -162,8 +162,23 @@ pub type ErrorBody = Value;
 impl Ws {
     /// Connects and reads `hello`.
     pub async fn connect(url: &str) -> anyhow::Result<Ws> {
+        Self::connect_with(url, &[]).await
+    }
+
+    /// [`Ws::connect`] with extra headers on the upgrade request (e.g.
+    /// `X-Forwarded-For` to a gateway that trusts loopback as its proxy).
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<Ws> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+        let mut req = url.into_client_request()?;
+        for (n, v) in headers {
+            req.headers_mut().append(
+                HeaderName::from_bytes(n.as_bytes())?,
+                HeaderValue::from_str(v)?,
+            );
+        }
         let (stream, _) =
-            tokio::time::timeout(HANG_GUARD, tokio_tungstenite::connect_async(url)).await??;
+            tokio::time::timeout(HANG_GUARD, tokio_tungstenite::connect_async(req)).await??;
         let mut ws = Ws {
             stream,
             next: 0,

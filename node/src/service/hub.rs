@@ -34,7 +34,18 @@ struct Gateway {
     out: mpsc::Sender<ClientMessage>,
     sessions: HashMap<SessionId, Session>,
     rooms: HashMap<RoomId, HashSet<SessionId>>,
+    /// Sessions ended lately, never bound again: the node runs a
+    /// session's requests on many threads, so one sent before the end
+    /// (an aborted download's last chunk) may be served after it, and must
+    /// not bring the session back (its user would stay online for good).
+    /// Gateways never reuse a session id.
+    ended: HashSet<SessionId>,
+    ended_order: std::collections::VecDeque<SessionId>,
 }
+
+/// Ended sessions remembered per gateway (the oldest is forgotten first;
+/// a request is never that late).
+pub(crate) const ENDED_REMEMBERED: usize = 4096;
 
 /// The table of gateways and sessions.
 #[derive(Debug, Default)]
@@ -63,6 +74,8 @@ impl Hub {
                 out,
                 sessions: HashMap::new(),
                 rooms: HashMap::new(),
+                ended: HashSet::new(),
+                ended_order: std::collections::VecDeque::new(),
             },
         );
         (id, rx)
@@ -103,6 +116,9 @@ impl Hub {
         let Some(g) = self.gateways.get_mut(&gw) else {
             return false;
         };
+        if g.ended.contains(&s) {
+            return false;
+        }
         match g.sessions.get_mut(&s) {
             Some(sess) if &sess.user == user => sess.family = family,
             _ => {
@@ -127,6 +143,14 @@ impl Hub {
         let Some(g) = self.gateways.get_mut(&gw) else {
             return Ended::default();
         };
+        if g.ended.insert(s) {
+            g.ended_order.push_back(s);
+            if g.ended_order.len() > ENDED_REMEMBERED
+                && let Some(oldest) = g.ended_order.pop_front()
+            {
+                g.ended.remove(&oldest);
+            }
+        }
         let Some(old) = g.sessions.remove(&s) else {
             return Ended::default();
         };
@@ -309,6 +333,27 @@ mod tests {
 
     fn user(name: &str) -> UserId {
         UserId::new(NodeKey::from_secret(&[1; 32]).node_id(), name).unwrap()
+    }
+
+    #[test]
+    fn an_ended_session_is_never_bound_again() {
+        let mut hub = Hub::default();
+        let (a, _ra) = hub.attach("a");
+        let alice = user("alice");
+        hub.bind(a, SessionId(5), &alice, 10);
+        assert_eq!(hub.end_session(a, SessionId(5)).gone, vec![alice.clone()]);
+        // A request of that session served after its end.
+        assert!(!hub.bind(a, SessionId(5), &alice, 10));
+        assert_eq!(hub.session_count(), 0);
+        // An end that overtakes the session's first request too.
+        hub.end_session(a, SessionId(6));
+        hub.bind(a, SessionId(6), &alice, 10);
+        assert_eq!(hub.session_count(), 0);
+        // Only the latest ends are remembered.
+        for i in 0..ENDED_REMEMBERED as u64 {
+            hub.end_session(a, SessionId(1000 + i));
+        }
+        assert!(hub.bind(a, SessionId(5), &alice, 10));
     }
 
     #[test]
