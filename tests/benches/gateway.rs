@@ -14,13 +14,20 @@
 //! `CONFAB_BENCH_SENDERS` (concurrent senders of the throughput run,
 //! default 50), `CONFAB_BENCH_FANOUT` (sockets in the fan-out room, default
 //! 10,000), `CONFAB_BENCH_IDLE` (idle sockets, default 50,000),
-//! `CONFAB_BENCH_ONLY` (comma-separated: `latency`, `federated`,
-//! `throughput`, `fanout`, `idle`).
+//! `CONFAB_BENCH_SIGNINS` (accounts of the sign-in RSS run, default 200),
+//! `CONFAB_BENCH_SIGNIN_CLIENTS` (its concurrent clients, default 8),
+//! `CONFAB_BENCH_DIR` (where the nodes' temporary data directories go,
+//! default `target/bench-tmp`: on the build's disk, not a tmpfs `/tmp`).
+//!
+//! Parts: `latency`, `federated`, `throughput`, `fanout`, `idle`, `signin`;
+//! all by default, or those named in `CONFAB_BENCH_ONLY` (comma-separated)
+//! or after `--` (`cargo bench -p confab-tests --bench gateway -- signin`).
 //!
 //! Each figure is printed beside a ceiling measured in the same run: a raw
 //! WebSocket echo round trip on loopback (tokio-tungstenite on both ends,
-//! no gateway, no node) for latencies, and one core's `verify_strict` rate
-//! for throughput, because the machine is shared and noisy.
+//! no gateway, no node) for latencies, one core's `verify_strict` rate
+//! for throughput, and one bare argon2id hash for sign-ins, because the
+//! machine is shared and noisy.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -44,8 +51,15 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Whether the part `what` runs: named in `CONFAB_BENCH_ONLY` or among the
+/// arguments (cargo adds `--bench`, which names nothing), or nothing named.
 fn wanted(what: &str) -> bool {
-    std::env::var("CONFAB_BENCH_ONLY").map_or(true, |o| o.split(',').any(|w| w == what))
+    let mut named: Vec<String> = std::env::var("CONFAB_BENCH_ONLY")
+        .map(|o| o.split(',').map(|w| w.trim().to_string()).collect())
+        .unwrap_or_default();
+    named.extend(std::env::args().skip(1).filter(|a| !a.starts_with('-')));
+    named.retain(|w| !w.is_empty());
+    named.is_empty() || named.iter().any(|w| w == what)
 }
 
 fn now_us() -> u64 {
@@ -58,6 +72,48 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// The file system type (`/proc/self/mountinfo`) of the mount holding
+/// `path`, which must exist.
+fn fs_type(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut best = (0, String::from("unknown"));
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let (Some(mount), Some(kind)) = (
+            left.split_whitespace().nth(4),
+            right.split_whitespace().next(),
+        ) else {
+            continue;
+        };
+        let mount = mount.replace("\\040", " ");
+        if path.starts_with(&mount) && mount.len() >= best.0 {
+            best = (mount.len(), kind.to_string());
+        }
+    }
+    best.1
+}
+
+/// A new temporary directory for a node's files, on a real disk: under
+/// `CONFAB_BENCH_DIR`, or under the target directory (not `/tmp`, which
+/// is a tmpfs on many systems, so flushes would cost nothing).
+fn scratch_dir() -> tempfile::TempDir {
+    let parent = std::env::var_os("CONFAB_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("bench-tmp"));
+    std::fs::create_dir_all(&parent).expect("the bench's scratch directory");
+    let kind = fs_type(&parent);
+    if matches!(kind.as_str(), "tmpfs" | "ramfs") {
+        println!(
+            "(note: {} is on {kind}, not a disk: durable writes cost nothing there. Set CONFAB_BENCH_DIR to a directory on a disk)",
+            parent.display()
+        );
+    }
+    tempfile::tempdir_in(&parent).expect("tempdir")
 }
 
 fn binary(name: &str) -> PathBuf {
@@ -183,7 +239,7 @@ impl Prepared {
     /// (`separate: Some(n)`) with a gateway process of its own whose limits
     /// allow `n` sockets per user.
     fn new(name: &str, separate: Option<u32>) -> Prepared {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = scratch_dir();
         let (fed, client, web) = (free_udp(), free_udp(), free_tcp());
         let mut p = Prepared {
             dir,
@@ -356,15 +412,25 @@ fn sockets_allowed(wanted: usize) -> usize {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A `kB` field of `/proc/<pid>/status`, 0 if absent.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The most RSS the process has had.
+fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:")
 }
 
 /// CPU seconds (user + system) a process has used.
@@ -498,6 +564,68 @@ fn verify_ceiling() -> f64 {
         assert!(vk.verify_strict(&msg, &sig).is_ok());
     }
     n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// One bare argon2id hash at the node's cost (`passwords::MEMORY_KIB`,
+/// `PASSES`, one lane), its memory made once and reused as the node does:
+/// the sign-in ceiling. The time of each of `rounds`, in µs.
+fn argon2_ceiling(rounds: usize) -> Vec<u64> {
+    use argon2::{Algorithm, Argon2, Block, Params, Version};
+    use confab_node::service::passwords::{MEMORY_KIB, PASSES};
+    let params = Params::new(MEMORY_KIB, PASSES, 1, Some(32)).expect("argon2 parameters");
+    let mut blocks = vec![Block::default(); params.block_count()];
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let mut out = [0u8; 32];
+    let mut samples = Vec::with_capacity(rounds);
+    for i in 0..=rounds {
+        let salt = [i as u8; 16];
+        let t = Instant::now();
+        argon
+            .hash_password_into_with_memory(b"correct horse battery", &salt, &mut out, &mut blocks)
+            .expect("argon2id");
+        // The first fills the pages in; not counted.
+        if i > 0 {
+            samples.push(t.elapsed().as_micros() as u64);
+        }
+    }
+    samples
+}
+
+/// `accounts` sign-ups (`register`) or logins of users `u0`, `u1`, …,
+/// by `clients` concurrent clients, each on a fresh socket from the
+/// user's own address (`source`), as browsers would; the time of each
+/// request, from sending it to its reply, in µs.
+async fn sign_ins(url: &str, accounts: usize, clients: usize, register: bool) -> Vec<u64> {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (next, url) = (next.clone(), url.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= accounts {
+                    return samples;
+                }
+                let mut c = Client::connect(&url, source(i)).await;
+                let t = Instant::now();
+                let grant = c
+                    .call(
+                        if register { "register" } else { "login" },
+                        json!({"username": format!("u{i}"), "password": "correct horse battery"}),
+                    )
+                    .await;
+                samples.push(t.elapsed().as_micros() as u64);
+                assert!(grant["access_token"].is_string(), "no token: {grant}");
+                let _ = c.ws.close(None).await;
+            }
+        }));
+    }
+    let mut all = Vec::with_capacity(accounts);
+    for t in tasks {
+        all.extend(t.await.expect("a sign-in client"));
+    }
+    all
 }
 
 async fn signed_in(
@@ -849,6 +977,64 @@ async fn main() {
             before as f64 / 1024.0,
             after as f64 / 1024.0,
             (after.saturating_sub(before)) as f64 / sockets as f64
+        );
+    }
+
+    if wanted("signin") {
+        const TARGET_KIB: u64 = 64 * 1024;
+        let accounts = env("CONFAB_BENCH_SIGNINS", 200) as usize;
+        let clients = env("CONFAB_BENCH_SIGNIN_CLIENTS", 8) as usize;
+        // The ceiling is timed before and after the run (the machine is
+        // shared), while the node is idle.
+        let mut hashes = argon2_ceiling(5);
+        // A fresh node, gateway in-process: argon2 runs in this process.
+        let n = Proc::start("signin", None);
+        n.ready().await;
+        let url = n.url();
+        let pid = n.web_pid();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = rss_kib(pid);
+        let t = Instant::now();
+        let ups = sign_ins(&url, accounts, clients, true).await;
+        let ups_secs = t.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after_ups = rss_kib(pid);
+        let t = Instant::now();
+        let ins = sign_ins(&url, accounts, clients, false).await;
+        let ins_secs = t.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = rss_kib(pid);
+        let peak = peak_rss_kib(pid);
+        let (before_ms, _, _) = quantiles(hashes.clone());
+        let later = argon2_ceiling(5);
+        let (after_ms, _, _) = quantiles(later.clone());
+        hashes.extend(later);
+        let (hash_ms, _, _) = quantiles(hashes);
+        println!(
+            "ceiling: one bare argon2id hash (m={} KiB, t={}, p=1), in-process: median of 10 {hash_ms:.1} ms (of 5 before the run {before_ms:.1} ms, of 5 after {after_ms:.1} ms)",
+            confab_node::service::passwords::MEMORY_KIB,
+            confab_node::service::passwords::PASSES
+        );
+        let mib = |k: u64| k as f64 / 1024.0;
+        // What the node's own sizing gives on this machine.
+        let slots = confab_node::service::passwords::Passwords::for_this_machine().slots();
+        for (what, samples, secs) in [("sign-up", ups, ups_secs), ("login", ins, ins_secs)] {
+            let (p50, p99, got) = quantiles(samples);
+            println!(
+                "sign-in RSS: {got} {what}s, {clients} clients at once: p50 {p50:.1} ms, p99 {p99:.1} ms, {:.1}/s; vs one bare hash p50 {:.1}x, p99 {:.1}x",
+                got as f64 / secs,
+                p50 / hash_ms,
+                p99 / hash_ms
+            );
+        }
+        println!(
+            "sign-in RSS: fresh node {:.1} MiB -> {:.1} MiB after {accounts} sign-ups -> {:.1} MiB after {accounts} logins (peak {:.1} MiB; the node hashes {slots} at once, {slots} x {} MiB of argon2 blocks); after / target {:.2} (target <= 64 MiB)",
+            mib(before),
+            mib(after_ups),
+            mib(after),
+            mib(peak),
+            confab_node::service::passwords::MEMORY_KIB / 1024,
+            after as f64 / TARGET_KIB as f64
         );
     }
 }

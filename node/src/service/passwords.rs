@@ -27,6 +27,10 @@ pub const MEMORY_KIB: u32 = 19 * 1024;
 pub const PASSES: u32 = 2;
 /// Hashes that may wait for a slot; more are refused.
 pub const QUEUE_MAX: usize = 64;
+/// Most hashes at once, whatever the cores: each slot keeps 19 MiB for
+/// the life of the process, and two slots (about 140 sign-ins a second)
+/// keep a node under 64 MiB at rest on any machine.
+pub const SLOTS_MAX: usize = 2;
 
 fn params() -> Params {
     Params::new(MEMORY_KIB, PASSES, 1, None).unwrap_or_default()
@@ -89,10 +93,10 @@ impl Passwords {
         }
     }
 
-    /// One slot per core, at most four (19 MiB each).
+    /// One slot per core, at most [`SLOTS_MAX`].
     pub fn for_this_machine() -> Passwords {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        Passwords::new(cores.min(4))
+        Passwords::new(cores.min(SLOTS_MAX))
     }
 
     /// Hashes at once, at most.
