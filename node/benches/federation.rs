@@ -104,12 +104,15 @@ fn link(a: &Node, b: &Node) {
 
 impl Node {
     fn post(&self, author: &UserId, room: &RoomId, kind: EventKind, content: Content) -> EventId {
-        let ev = self
-            .rooms
-            .lock()
-            .expect("lock")
-            .post(&self.key, author, room, kind, &content, now_ms())
-            .expect("post");
+        let (ev, store) = {
+            let mut rooms = self.rooms.lock().expect("lock");
+            let posted = rooms.post(&self.key, author, room, kind, &content, now_ms(), None);
+            (
+                posted.and_then(|p| p.into_event()).expect("post"),
+                rooms.store().clone(),
+            )
+        };
+        store.wait_durable().expect("durable");
         self.fed.publish(*room, ev.signed(), None);
         ev.id()
     }

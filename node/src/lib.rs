@@ -17,6 +17,7 @@ pub mod identity;
 pub mod local;
 pub mod metrics;
 pub mod ops;
+pub mod rooms;
 pub mod runner;
 pub mod service;
 pub mod store;

@@ -7,11 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use confab_wire::client::Anchor;
 use confab_wire::event::{Content, CreateRoom, MessageContent, Visibility};
-use confab_wire::{EventHeader, EventId, EventKind, NodeKey, RoomId, UserId, VerifiedEvent};
+use confab_wire::{EventHeader, EventId, EventKind, NodeKey, RoomId, UserId};
 
-use crate::engine::{Admission, Verdict};
 use crate::error::{Error, Result};
-use crate::store::{Room, Store};
+use crate::store::Store;
 
 /// Milliseconds since the Unix epoch, by this machine's clock.
 pub fn now_ms() -> u64 {
@@ -45,8 +44,9 @@ fn invalid(e: confab_wire::Error) -> Error {
     }
 }
 
-/// Posts `kind` with `content` as `author`; returns the event id once it is
-/// durable, or the room's reason for rejecting it.
+/// Posts `kind` with `content` as `author` through the one post path
+/// ([`crate::rooms::post`]); returns the event id once it is durable, or
+/// the room's reason for refusing it (nothing is then signed or stored).
 pub fn post(
     store: &Store,
     key: &NodeKey,
@@ -58,45 +58,10 @@ pub fn post(
     let mut r = store
         .open_room(room)?
         .ok_or(Error::NotFound { what: "room" })?;
-    let (ev, verdict) = submit_local(store, &mut r, key, author, kind, content, now_ms())?;
-    match verdict {
-        Verdict::Accepted => Ok(ev.id()),
-        // Kept for convergence, but the author must hear "no".
-        Verdict::Rejected(reason) => Err(Error::Refused {
-            reason: reason.to_string(),
-        }),
-    }
-}
-
-/// Signs an event of a local user, submits it to the room and returns it
-/// with the room's verdict once it is durable. A refusal stores nothing.
-pub fn submit_local(
-    store: &Store,
-    room: &mut Room,
-    key: &NodeKey,
-    author: &UserId,
-    kind: EventKind,
-    content: &Content,
-    now: u64,
-) -> Result<(VerifiedEvent, Verdict)> {
-    let header = room.engine().next_header(author.clone(), kind, now);
-    let ev = key.sign_event(header, content).map_err(invalid)?;
-    let verdict = match room.submit(&ev, now)? {
-        Ok(Admission::Applied { verdict, .. }) => verdict,
-        Ok(other) => {
-            return Err(Error::Refused {
-                reason: format!("{other:?}"),
-            });
-        }
-        Err(refusal) => {
-            return Err(Error::Refused {
-                reason: refusal.to_string(),
-            });
-        }
-    };
-    room.commit()?;
+    let ev = crate::rooms::post(store, &mut r, key, author, kind, content, now_ms(), None)?
+        .into_event()?;
     store.wait_durable()?;
-    Ok((ev, verdict))
+    Ok(ev.id())
 }
 
 /// Posts a plain message.

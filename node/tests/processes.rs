@@ -192,8 +192,10 @@ async fn a_sigkilled_node_process_restarts_and_converges() {
         let ev = rooms
             .lock()
             .unwrap()
-            .post(&t_key, &owner, &room, kind, &content, now_ms())
+            .post(&t_key, &owner, &room, kind, &content, now_ms(), None)
+            .and_then(|p| p.into_event())
             .unwrap();
+        rooms.lock().unwrap().store().wait_durable().unwrap();
         t.publish(room, ev.signed(), None);
     };
     for p in [&a, &b] {

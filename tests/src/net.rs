@@ -63,9 +63,43 @@ impl TestNode {
     ) -> anyhow::Result<EventId> {
         let ev = self
             .rooms()
-            .post(&self.key, author, room, kind, &content, now_ms())?;
+            .post(&self.key, author, room, kind, &content, now_ms(), None)?
+            .into_event()?;
+        self.rooms().store().wait_durable()?;
         self.fed.publish(*room, ev.signed(), None);
         Ok(ev.id())
+    }
+
+    /// Plays a node that signs whatever its users ask, judged or not (an
+    /// older or a modified node): the event is signed without asking the
+    /// rules and taken through the ingest path, as a peer's event would
+    /// be, then published. Production posts only through `post`.
+    pub fn post_unjudged(
+        &self,
+        author: &UserId,
+        room: &RoomId,
+        kind: EventKind,
+        content: Content,
+    ) -> anyhow::Result<EventId> {
+        use confab_node::federation::sync::Rooms;
+        let header = {
+            let rooms = self.rooms();
+            let r = rooms
+                .room(room)
+                .ok_or_else(|| anyhow::anyhow!("room not held"))?;
+            r.engine().next_header(author.clone(), kind, now_ms())
+        };
+        let ev = self.key.sign_event(header, &content)?;
+        let id = ev.id();
+        let signed = ev.signed().clone();
+        let own = self.key.node_id();
+        let got = self.rooms().receive(now_ms(), &own, room, vec![Ok(ev)]);
+        anyhow::ensure!(
+            got.accepted.iter().any(|e| e.id() == id),
+            "the event was not stored"
+        );
+        self.fed.publish(*room, &signed, None);
+        Ok(id)
     }
 
     /// The room's digest and event count, if the room is held.

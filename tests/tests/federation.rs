@@ -63,9 +63,11 @@ async fn three_nodes_converge_over_quic() {
         n.post(&users[i], &room, EventKind::Join, Content::Empty)
             .unwrap();
     }
+    // A node that signs what its rules reject (an older or modified one):
+    // already joined, so rejected, and replicated anyway.
     nodes[0]
-        .post(&owner, &room, EventKind::Join, Content::Empty)
-        .unwrap(); // already joined: rejected, replicated anyway
+        .post_unjudged(&owner, &room, EventKind::Join, Content::Empty)
+        .unwrap();
     for round in 0..20 {
         for (i, n) in nodes.iter().enumerate() {
             let author = if i == 0 {

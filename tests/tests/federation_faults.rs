@@ -73,8 +73,13 @@ async fn a_partition_with_a_mute_and_a_role_change_heals_to_one_state() {
         b.has(&room, |r| r.engine().state().mutes.contains_key(&users[1]))
     })
     .await;
-    // B's muted user posts anyway: stored, rejected, replicated.
-    b.post(&users[1], &room, EventKind::Message, text("am I muted?"))
+    // B's node lets its muted user post anyway (an older or modified
+    // node; B itself refuses to): stored, rejected, replicated.
+    assert!(
+        b.post(&users[1], &room, EventKind::Message, text("am I muted?"))
+            .is_err()
+    );
+    b.post_unjudged(&users[1], &room, EventKind::Message, text("am I muted?"))
         .unwrap();
     assert!(
         !c.has(&room, |r| r.engine().state().mutes.contains_key(&users[1])),
@@ -239,7 +244,9 @@ async fn rooms_without_a_local_invite_are_refused() {
             EventKind::Message,
             &text("internal only"),
             now(),
+            None,
         )
+        .and_then(|p| p.into_event())
         .unwrap();
     // Even pushed directly (as a confused or hostile peer would), B
     // keeps nothing of it.

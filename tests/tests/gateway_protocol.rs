@@ -1911,7 +1911,9 @@ async fn search_and_mentions_page_through_messages_of_one_millisecond() {
                 EventKind::Message,
                 &content,
                 ts,
+                None,
             )
+            .and_then(|p| p.into_event())
             .unwrap();
         posted.push(ev.id().to_string());
     }

@@ -4,8 +4,8 @@
 //! that holds the message knows the send.
 #![allow(clippy::unwrap_used)]
 
-use confab_node::federation::replica::Posted;
 use confab_node::local::now_ms;
+use confab_node::rooms::Posted;
 use confab_node::store::Store;
 use confab_tests::net::{TestNode, converged, eventually, mesh, shared_room};
 use confab_tests::text;
@@ -18,7 +18,7 @@ async fn a_resend_after_a_rebuild_from_peers_posts_nothing() {
     let bee = &users[1];
     let send = |node: &TestNode| {
         node.rooms()
-            .post_checked(
+            .post(
                 &node.key,
                 bee,
                 &room,
@@ -64,7 +64,7 @@ async fn a_resend_after_a_rebuild_from_peers_posts_nothing() {
     // A new key still posts.
     let fresh = b
         .rooms()
-        .post_checked(
+        .post(
             &b.key,
             bee,
             &room,

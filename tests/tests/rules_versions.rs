@@ -40,9 +40,10 @@ async fn puppet_in(nodes: &[TestNode], seed: u8, version: u16) -> (RoomId, UserI
     nodes[1]
         .post(&bee, &room, EventKind::Join, Content::Empty)
         .unwrap();
-    // Bee's node signs whatever bee asks; both nodes judge it.
+    // Bee's node signs whatever bee asks (an honest node would not sign
+    // what its rules reject); both nodes judge it.
     let invite = nodes[1]
-        .post(
+        .post_unjudged(
             &bee,
             &room,
             EventKind::Invite {
@@ -52,10 +53,10 @@ async fn puppet_in(nodes: &[TestNode], seed: u8, version: u16) -> (RoomId, UserI
         )
         .unwrap();
     let join = nodes[1]
-        .post(&puppet, &room, EventKind::Join, Content::Empty)
+        .post_unjudged(&puppet, &room, EventKind::Join, Content::Empty)
         .unwrap();
     let message = nodes[1]
-        .post(
+        .post_unjudged(
             &puppet,
             &room,
             EventKind::Message,

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use confab_node::federation::replica::NodeRooms;
 use confab_node::federation::sync::{self, PeerSync, Rooms};
+use confab_node::rooms::Posted;
 use confab_node::store::Store;
 use confab_tests::{create_room_event, test_key, text};
 use confab_wire::event::{Content, ReasonContent, Visibility};
@@ -143,7 +144,9 @@ fn run(seed: u64) {
                 EventKind::Invite { target },
                 &Content::Reason(ReasonContent::default()),
                 T0,
+                None,
             )
+            .and_then(|p| p.into_event())
             .unwrap();
     }
 
@@ -372,7 +375,10 @@ fn run(seed: u64) {
                 _ => Content::Empty,
             };
             let key = node.key.clone();
-            if let Ok(ev) = node.rooms.post(&key, &author, &room, kind, &content, now) {
+            if let Ok(Posted::Event(ev)) = node
+                .rooms
+                .post(&key, &author, &room, kind, &content, now, None)
+            {
                 last_poster = Some(i);
                 if rng.chance(5) {
                     // Restart right after posting, before pushes go out.

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use confab_wire::event::{Content, EventKind, IDEMPOTENCY_SINCE, IdempotencyHash};
+use confab_wire::event::{Content, EventKind};
 use confab_wire::fed::{Ephemeral, OriginHead, OriginSince};
 use confab_wire::{BlobId, EventId, NodeId, NodeKey, RoomId, SignedEvent, UserId, VerifiedEvent};
 
@@ -10,6 +10,7 @@ use super::sync::{Received, Rooms};
 use crate::engine::{Admission, EventMeta, Refusal};
 use crate::error::{Error, Result};
 use crate::metrics::{FederationMetrics, ReasonLabel};
+use crate::rooms::Posted;
 use crate::store::{Room, Store};
 
 /// Most events parked per room while their ancestors are fetched.
@@ -70,17 +71,6 @@ fn report_fork(room: &Room, ev: &VerifiedEvent, forked_before: bool, metrics: &F
             peer: origin.short().to_string(),
         })
         .inc();
-}
-
-/// What [`NodeRooms::post_checked`] did.
-#[derive(Debug)]
-pub enum Posted {
-    /// Signed and applied (not yet durable).
-    Event(Box<VerifiedEvent>),
-    /// The idempotency key was used already, by this event.
-    Duplicate(EventId),
-    /// The room's rules refuse it now; nothing was signed or stored.
-    Rejected(crate::engine::Rejection),
 }
 
 impl NodeRooms {
@@ -232,22 +222,6 @@ impl NodeRooms {
         Ok(())
     }
 
-    /// Signs and submits an event of a local user; returns it (to push to
-    /// peers) once durable, whatever the room's verdict.
-    pub fn post(
-        &mut self,
-        key: &NodeKey,
-        author: &UserId,
-        room: &RoomId,
-        kind: EventKind,
-        content: &Content,
-        now: u64,
-    ) -> Result<VerifiedEvent> {
-        let store = self.store.clone();
-        let r = self.room_to_post(room)?;
-        crate::local::submit_local(&store, r, key, author, kind, content, now).map(|(ev, _)| ev)
-    }
-
     /// The room, if local users may post in it now.
     fn room_to_post(&mut self, room: &RoomId) -> Result<&mut Room> {
         if self.unconfirmed.contains(room) {
@@ -258,17 +232,12 @@ impl NodeRooms {
             .ok_or(Error::NotFound { what: "room" })
     }
 
-    /// Signs and submits an event of a local user only if the room would
-    /// accept it now; a refusal signs and stores nothing. With an
-    /// idempotency key (`once`, the author's), a key already used answers
-    /// with its event and posts nothing, and a new key lands in the same
-    /// batch as the event: check and post are one step under the rooms
-    /// lock, so two sends of one key never both post. The event is applied
-    /// but not yet durable: the caller waits with [`Store::wait_durable`]
-    /// *after* releasing the rooms lock, so that concurrent posts share one
-    /// flush.
+    /// Posts as a local user through [`crate::rooms::post`], once the
+    /// room takes local posts (it is not catching up after a recovery).
+    /// The rooms lock is held for the call: the idempotency check and the
+    /// post are one step. Wait for durability after releasing it.
     #[allow(clippy::too_many_arguments)]
-    pub fn post_checked(
+    pub fn post(
         &mut self,
         key: &NodeKey,
         author: &UserId,
@@ -278,46 +247,9 @@ impl NodeRooms {
         now: u64,
         once: Option<&str>,
     ) -> Result<Posted> {
-        let hash = once.map(|k| IdempotencyHash::of(author, k));
-        if let Some(h) = &hash
-            && let Some(id) = self.store.sent_event(author, h)?
-        {
-            return Ok(Posted::Duplicate(id));
-        }
+        let store = self.store.clone();
         let r = self.room_to_post(room)?;
-        // From rules version 3 the message itself carries the hash, so the
-        // record is rebuilt wherever the event goes (the store indexes it).
-        let carried = hash.filter(|_| {
-            matches!(content, Content::Message(_))
-                && r.engine().state().rules.version >= IDEMPOTENCY_SINCE
-        });
-        let header = r.engine().next_header(author.clone(), kind, now);
-        if let crate::engine::Verdict::Rejected(why) = r.engine().preview(&header) {
-            return Ok(Posted::Rejected(why));
-        }
-        let ev = key
-            .sign_event_with(header, content, carried)
-            .map_err(|e| Error::Refused {
-                reason: e.to_string(),
-            })?;
-        match r.submit(&ev, now)? {
-            Ok(Admission::Applied { verdict, .. }) => {
-                if let (Some(h), None) = (&hash, &carried) {
-                    r.note_sent(author, h, &ev.id());
-                }
-                r.commit()?;
-                match verdict {
-                    crate::engine::Verdict::Accepted => Ok(Posted::Event(Box::new(ev))),
-                    crate::engine::Verdict::Rejected(why) => Ok(Posted::Rejected(why)),
-                }
-            }
-            Ok(other) => Err(Error::Refused {
-                reason: format!("{other:?}"),
-            }),
-            Err(refusal) => Err(Error::Refused {
-                reason: refusal.to_string(),
-            }),
-        }
+        crate::rooms::post(&store, r, key, author, kind, content, now, once)
     }
 
     /// Every room held, for listing (the caller filters by membership).

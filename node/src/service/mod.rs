@@ -38,8 +38,9 @@ use tokio::sync::mpsc;
 
 use crate::engine::Rejection;
 use crate::federation::driver::Federation;
-use crate::federation::replica::{NodeRooms, Posted};
+use crate::federation::replica::NodeRooms;
 use crate::local::now_ms;
+use crate::rooms::Posted;
 use crate::store::Store;
 use accounts::{Accounts, error, internal};
 pub use hub::GatewayId;
@@ -872,7 +873,7 @@ impl ClientService {
         let now = now_ms();
         let posted = self
             .rooms()
-            .post_checked(&self.inner.key, user, room, kind, &content, now, once)
+            .post(&self.inner.key, user, room, kind, &content, now, once)
             .map_err(node_error)?;
         let ev = match posted {
             Posted::Event(ev) => *ev,
