@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use confab_node::federation::driver::Federation;
-use confab_node::federation::replica::NodeRooms;
+use confab_node::rooms::NodeRooms;
 use confab_node::store::Store;
 use confab_node::tls;
 use confab_wire::event::{Content, CreateRoom, MessageContent, ReasonContent, Visibility};

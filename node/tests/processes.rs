@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use confab_node::federation::driver::Federation;
-use confab_node::federation::replica::NodeRooms;
 use confab_node::federation::sync::Rooms;
 use confab_node::local::now_ms;
+use confab_node::rooms::NodeRooms;
 use confab_node::store::Store;
 use confab_wire::event::{Content, CreateRoom, MessageContent, ReasonContent, Visibility};
 use confab_wire::{EventHeader, EventKind, NodeId, NodeKey, RoomId, UserId};

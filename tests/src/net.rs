@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use confab_node::federation::driver::Federation;
-use confab_node::federation::replica::NodeRooms;
 use confab_node::local::now_ms;
+use confab_node::rooms::NodeRooms;
 use confab_node::store::{Room, Store};
 use confab_node::tls::PinSet;
 use confab_wire::event::Content;

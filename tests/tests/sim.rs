@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use confab_node::federation::replica::NodeRooms;
 use confab_node::federation::sync::{self, PeerSync, Rooms};
+use confab_node::rooms::NodeRooms;
 use confab_node::rooms::Posted;
 use confab_node::store::Store;
 use confab_tests::{create_room_event, test_key, text};

@@ -34,11 +34,11 @@ use confab_wire::{
 use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 
 use super::blobs::{BlobFetch, ChunkOutcome};
-use super::replica::NodeRooms;
 use super::sync::{self, Effects, PeerSync, Penalty, Rooms};
 use crate::error::{Error, Result};
 use crate::local::now_ms;
 use crate::metrics::{FederationMetrics, PeerLabel};
+use crate::rooms::NodeRooms;
 use crate::store::Store;
 use crate::tls::{self, PinSet};
 

@@ -645,7 +645,7 @@ pub fn hello(node: NodeId, name: &str) -> Hello {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::federation::replica::NodeRooms;
+    use crate::rooms::NodeRooms;
     use crate::store::Store;
     use confab_wire::NodeKey;
 

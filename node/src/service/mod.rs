@@ -38,8 +38,8 @@ use tokio::sync::mpsc;
 
 use crate::engine::Rejection;
 use crate::federation::driver::Federation;
-use crate::federation::replica::NodeRooms;
 use crate::local::now_ms;
+use crate::rooms::NodeRooms;
 use crate::rooms::Posted;
 use crate::store::Store;
 use accounts::{Accounts, error, internal};
