@@ -279,3 +279,84 @@ async fn a_peers_strikes_outlive_its_connections() {
     assert!(last.contains("disconnecting"), "{last}");
     a.fed.close();
 }
+
+/// An event dated a little ahead of this node's clock is held, and admitted
+/// when its time comes without being sent again; one dated far ahead is
+/// refused, not held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_dated_ahead_are_held_then_admitted_without_a_resend() {
+    use confab_node::engine::{HOLD_HORIZON_MS, MAX_FUTURE_SKEW_MS};
+    use confab_tests::net::{mesh, shared_room};
+    let nodes = mesh(81, 2).unwrap();
+    let (room, users) = shared_room(&nodes, 81).await.unwrap();
+    let (a, r) = (&nodes[0], &nodes[1]);
+    // r's node goes quiet; what follows comes over one raw connection of
+    // its key that sends once and never answers (no anti-entropy).
+    r.fed.close();
+    let sign = |ts: u64, body: &str| {
+        let rooms = r.rooms();
+        let h = rooms.room(&room).unwrap().engine().next_header(
+            users[1].clone(),
+            EventKind::Message,
+            ts,
+        );
+        r.key.sign_event(h, &text(body)).unwrap()
+    };
+    let soon = sign(now() + MAX_FUTURE_SKEW_MS + 2_000, "from a fast clock");
+    let far = sign(now() + HOLD_HORIZON_MS + 60_000, "from a broken clock");
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let pins: PinSet = [a.key.node_id()].into_iter().collect();
+    endpoint.set_default_client_config(tls::client_config(&r.key, pins, &[FED_ALPN]).unwrap());
+    let conn = endpoint
+        .connect(
+            a.fed.local_addr().unwrap(),
+            &tls::server_name(&a.key.node_id()),
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    let mut out = Vec::new();
+    FedMessage::Hello(sync::hello(r.key.node_id(), "fast clock"))
+        .encode(&mut out)
+        .unwrap();
+    for ev in [&far, &soon] {
+        FedMessage::Events(EventBatch {
+            room,
+            trace: None,
+            events: vec![ev.signed().clone()],
+        })
+        .encode(&mut out)
+        .unwrap();
+    }
+    let mut arrived = a.fed.subscribe();
+    send.write_all(&out).await.unwrap();
+    eventually("the far one is refused", || {
+        a.rooms()
+            .rejections()
+            .get("refused:too_far_ahead")
+            .is_some_and(|n| *n >= 1)
+    })
+    .await;
+    eventually("the held one is admitted when due", || {
+        a.has(&room, |x| x.engine().contains(&soon.id()))
+    })
+    .await;
+    // And announced like any event from a peer (to the node's gateways).
+    let announced = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match arrived.recv().await {
+                Ok((_, ev, _)) if ev.id() == soon.id() => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(announced, Ok(true));
+    assert!(!a.has(&room, |x| x.engine().contains(&far.id())));
+    conn.close(0u32.into(), b"done");
+    for n in &nodes {
+        n.fed.close();
+    }
+}

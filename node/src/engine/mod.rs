@@ -50,6 +50,11 @@ pub use state::{Membership, RoomState};
 
 /// How far ahead of the node's clock an event's `ts` may be before it is held.
 pub const MAX_FUTURE_SKEW_MS: u64 = 30_000;
+/// Events further ahead than this are refused, not held (their origin's
+/// clock is broken; anti-entropy offers them again later).
+pub const HOLD_HORIZON_MS: u64 = 3_600_000;
+/// Most bytes of events a room holds for the future; more are refused.
+pub const HELD_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Events between state checkpoints (bounds the cost of a re-fold).
 pub const CHECKPOINT_EVERY: u64 = 256;
 /// Most rounds of the sanction fixpoint.
@@ -186,6 +191,12 @@ pub enum Refusal {
     /// Not a create event (to start a room).
     #[error("a room starts with its create event")]
     NotCreate,
+    /// Its `ts` is more than [`HOLD_HORIZON_MS`] ahead of this node's clock.
+    #[error("dated too far ahead of this node's clock")]
+    TooFarAhead,
+    /// The room holds [`HELD_BYTES_MAX`] of future events already.
+    #[error("too many events held for the future")]
+    HeldFull,
     /// The event has a form the room's rules version does not know (a
     /// node of that version could not even decode it).
     #[error("this room's rules version has no {0}")]
@@ -201,6 +212,8 @@ impl Refusal {
             Refusal::BadDepth { .. } => "bad_depth",
             Refusal::BrokenChain(_) => "broken_chain",
             Refusal::NotCreate => "not_create",
+            Refusal::TooFarAhead => "too_far_ahead",
+            Refusal::HeldFull => "held_full",
             Refusal::NotInRulesVersion(_) => "not_in_rules_version",
         }
     }
@@ -392,6 +405,8 @@ pub struct RoomEngine<H: History = MemHistory> {
     hot: Hot,
     claims_by_target: HashMap<UserId, BTreeSet<Position>>,
     held: BTreeMap<(u64, EventId), VerifiedEvent>,
+    /// Wire bytes of `held`.
+    held_bytes: usize,
 }
 
 impl RoomEngine<MemHistory> {
@@ -443,6 +458,7 @@ impl<H: History> RoomEngine<H> {
             hot,
             claims_by_target,
             held: BTreeMap::new(),
+            held_bytes: 0,
         }
     }
 
@@ -627,9 +643,19 @@ impl<H: History> RoomEngine<H> {
             .range(..=(now.saturating_add(MAX_FUTURE_SKEW_MS), EventId([0xff; 32])))
             .map(|(k, _)| *k)
             .collect();
-        due.into_iter()
+        let released: Vec<VerifiedEvent> = due
+            .into_iter()
             .filter_map(|k| self.held.remove(&k))
-            .collect()
+            .collect();
+        for ev in &released {
+            self.held_bytes -= ev.signed().wire_len();
+        }
+        released
+    }
+
+    /// Events held for the future.
+    pub fn held(&self) -> usize {
+        self.held.len()
     }
 
     /// Admits a verified event of this room.
@@ -691,11 +717,23 @@ impl<H: History> RoomEngine<H> {
         }
         // Clock.
         if h.ts > now.saturating_add(MAX_FUTURE_SKEW_MS) {
+            if h.ts > now.saturating_add(HOLD_HORIZON_MS) {
+                return Err(Refusal::TooFarAhead);
+            }
             let until = h.ts - MAX_FUTURE_SKEW_MS;
-            self.held.insert((h.ts, id), ev.clone());
+            if !self.held.contains_key(&(h.ts, id)) {
+                let len = ev.signed().wire_len();
+                if self.held_bytes + len > HELD_BYTES_MAX {
+                    return Err(Refusal::HeldFull);
+                }
+                self.held_bytes += len;
+                self.held.insert((h.ts, id), ev.clone());
+            }
             return Ok(Admission::Held { until });
         }
-        self.held.remove(&(h.ts, id));
+        if let Some(was) = self.held.remove(&(h.ts, id)) {
+            self.held_bytes -= was.signed().wire_len();
+        }
 
         let meta = Arc::new(EventMeta::new(id, h));
         let pos = meta.position();

@@ -891,6 +891,56 @@ fn events_from_the_future_are_held_until_their_time() {
     ));
 }
 
+#[test]
+fn events_held_for_the_future_are_bounded() {
+    let mut a = create_room(1, "alice", Visibility::Public, false);
+    let alice = user(1, "alice");
+    let now = T0;
+    let far = a.sign(&alice, EventKind::Message, now + HOLD_HORIZON_MS + 1);
+    assert_eq!(a.engine.submit(&far, now), Err(Refusal::TooFarAhead));
+    // Siblings dated ahead (one origin sequence, different times) fill the
+    // room's allowance, then are refused.
+    let body = "x".repeat(confab_wire::event::MAX_BODY_LEN);
+    let mut held = 0usize;
+    let mut bytes = 0usize;
+    for i in 0.. {
+        let header = a
+            .engine
+            .next_header(alice.clone(), EventKind::Message, now + 60_000 + i);
+        let content = Content::Message(MessageContent {
+            body: body.clone(),
+            ..Default::default()
+        });
+        let ev = a.key.sign_event(header, &content).unwrap();
+        match a.engine.submit(&ev, now) {
+            Ok(Admission::Held { .. }) => {
+                held += 1;
+                bytes += ev.signed().wire_len();
+            }
+            Err(Refusal::HeldFull) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(bytes <= HELD_BYTES_MAX);
+    }
+    assert_eq!(a.engine.held(), held);
+    assert!(bytes + 17 * 1024 > HELD_BYTES_MAX, "refused early: {bytes}");
+    // Released when due, the allowance is free again.
+    let due = a.engine.release_due(now + 60_000 + held as u64);
+    assert_eq!(due.len(), held);
+    assert_eq!(a.engine.held(), 0);
+    let again = a
+        .engine
+        .next_header(alice.clone(), EventKind::Message, now + 60_000);
+    let ev = a
+        .key
+        .sign_event(again, &content_for(&EventKind::Message))
+        .unwrap();
+    assert!(matches!(
+        a.engine.submit(&ev, now),
+        Ok(Admission::Held { .. })
+    ));
+}
+
 /// Node 2's user is banned on node 1; node 2, knowing it, writes new events
 /// that point at parents from before the ban so they sort before it. Every
 /// one is rejected, on both nodes.

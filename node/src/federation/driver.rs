@@ -42,6 +42,8 @@ use crate::rooms::NodeRooms;
 use crate::store::Store;
 use crate::tls::{self, PinSet};
 
+mod links;
+
 /// Commands waiting for one connection task.
 pub const PEER_QUEUE_DEPTH: usize = 4096;
 /// First reconnect delay.
@@ -63,6 +65,8 @@ pub const KNOCK_CODE: u32 = 4;
 /// How long the side that does not dial waits before knocking again while
 /// it still has no connection (doubling, up to [`BACKOFF_MAX_MS`]).
 pub const KNOCK_AGAIN: Duration = Duration::from_secs(1);
+/// How often the rooms release events held for the future.
+pub const RELEASE_EVERY: Duration = Duration::from_secs(1);
 /// A knock does not close a connection younger than this: it is the
 /// dialer's redial, not yet seen by the knocker.
 pub const KNOCK_GRACE: Duration = Duration::from_secs(2);
@@ -218,7 +222,39 @@ impl Federation {
                 });
             }
         });
+        let releasing = fed.clone();
+        tokio::spawn(async move { releasing.release_held().await });
         Ok(fed)
+    }
+
+    /// Admits events held for the future once their time comes, and
+    /// forwards them as if they had just arrived.
+    async fn release_held(&self) {
+        let mut stopping = self.shared.stopping.subscribe();
+        let mut tick = tokio::time::interval(RELEASE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopping.changed() => return,
+            }
+            let released = lock(&self.shared.rooms).release_due(now_ms());
+            let released = match released {
+                Ok(r) if r.is_empty() => continue,
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "releasing held events failed");
+                    continue;
+                }
+            };
+            let store = self.shared.store.clone();
+            match tokio::task::spawn_blocking(move || store.wait_durable()).await {
+                Ok(Ok(())) => self.forward(None, released, None),
+                // Not durable: not forwarded; anti-entropy offers them later.
+                Ok(Err(e)) => tracing::error!(error = %e, "storing held events failed"),
+                Err(e) => tracing::error!(error = %e, "storing held events failed"),
+            }
+        }
     }
 
     /// The bound address.
@@ -304,165 +340,6 @@ impl Federation {
         let mut v: Vec<NodeId> = lock(&self.shared.peers).keys().copied().collect();
         v.sort();
         v
-    }
-
-    /// Keeps a connection to `peer` at `addr`: dials it if this node's id
-    /// is the smaller, else knocks whenever there is no connection.
-    pub fn connect(&self, peer: NodeId, addr: SocketAddr) {
-        let (target, knocked) = {
-            let mut dialers = lock(&self.shared.dialers);
-            if let Some(d) = dialers.get(&peer) {
-                // Already kept: the next attempt goes to the new address.
-                d.addr.send_replace(addr);
-                return;
-            }
-            let (tx, rx) = watch::channel(addr);
-            let knocked = Arc::new(Notify::new());
-            dialers.insert(
-                peer,
-                Dialer {
-                    addr: tx,
-                    knocked: knocked.clone(),
-                },
-            );
-            (rx, knocked)
-        };
-        let f = self.clone();
-        if self.shared.key.node_id() < peer {
-            tokio::spawn(async move { f.dial(peer, target, knocked).await });
-        } else {
-            tokio::spawn(async move { f.knock_when_unlinked(peer, target).await });
-        }
-    }
-
-    async fn dial(
-        &self,
-        peer: NodeId,
-        mut target: watch::Receiver<SocketAddr>,
-        knocked: Arc<Notify>,
-    ) {
-        let mut stopping = self.shared.stopping.subscribe();
-        let mut backoff = BACKOFF_MIN_MS;
-        let mut jitter = u64::from_le_bytes(peer.as_bytes()[..8].try_into().unwrap_or([1; 8])) | 1;
-        loop {
-            let dialed = async {
-                if self.is_blocked(&peer) {
-                    return Err("peer is blocked".to_string());
-                }
-                let addr = *target.borrow_and_update();
-                let conn = self
-                    .endpoint
-                    .connect(addr, &tls::server_name(&peer))
-                    .map_err(|e| e.to_string())?
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-                Ok::<_, String>((conn, send, recv))
-            }
-            .await;
-            match dialed {
-                Ok((conn, send, recv)) => {
-                    backoff = BACKOFF_MIN_MS;
-                    self.serve(peer, conn, send, recv).await;
-                }
-                Err(e) => tracing::debug!(peer = %peer.short(), error = %e, "dial failed"),
-            }
-            jitter ^= jitter << 13;
-            jitter ^= jitter >> 7;
-            jitter ^= jitter << 17;
-            let wait = backoff / 2 + jitter % (backoff / 2 + 1);
-            if *stopping.borrow() {
-                return;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
-                // A new address is tried at once, and so is a knocking peer.
-                Ok(()) = target.changed() => backoff = BACKOFF_MIN_MS,
-                () = knocked.notified() => backoff = BACKOFF_MIN_MS,
-                _ = stopping.changed() => return,
-            }
-            backoff = (backoff * 2).min(BACKOFF_MAX_MS);
-        }
-    }
-
-    /// The side that does not dial: while it has no connection to `peer`,
-    /// knocks (at once, then less and less often).
-    async fn knock_when_unlinked(&self, peer: NodeId, mut target: watch::Receiver<SocketAddr>) {
-        let mut stopping = self.shared.stopping.subscribe();
-        let mut wait = KNOCK_AGAIN;
-        loop {
-            if *stopping.borrow() {
-                return;
-            }
-            let lost = self.shared.link_lost.notified();
-            tokio::pin!(lost);
-            lost.as_mut().enable();
-            if self.is_linked(&peer) {
-                tokio::select! {
-                    () = &mut lost => wait = KNOCK_AGAIN,
-                    _ = stopping.changed() => return,
-                }
-                continue;
-            }
-            if !self.is_blocked(&peer) {
-                let addr = *target.borrow_and_update();
-                match self.knock(peer, addr).await {
-                    Ok(()) => tracing::debug!(peer = %peer.short(), "knocked: no connection"),
-                    Err(e) => tracing::debug!(peer = %peer.short(), error = %e, "knock failed"),
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                Ok(()) = target.changed() => {}
-                _ = stopping.changed() => return,
-            }
-            wait = (wait * 2).min(Duration::from_millis(BACKOFF_MAX_MS));
-        }
-    }
-
-    async fn knock(&self, peer: NodeId, addr: SocketAddr) -> std::result::Result<(), String> {
-        let conn = self
-            .endpoint
-            .connect(addr, &tls::server_name(&peer))
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
-        conn.close(KNOCK_CODE.into(), b"no connection here; redial");
-        Ok(())
-    }
-
-    /// A peer knocked: it has no connection to this node, so the one this
-    /// node holds (unless just made) is dead; close it and redial now.
-    fn on_knock(&self, peer: NodeId) {
-        if self.shared.key.node_id() >= peer || self.is_blocked(&peer) {
-            return;
-        }
-        self.shared
-            .metrics
-            .knocks
-            .get_or_create(&PeerLabel {
-                peer: peer.short().to_string(),
-            })
-            .inc();
-        if let Some(link) = lock(&self.shared.peers).get(&peer)
-            && link.opened.elapsed() >= KNOCK_GRACE
-        {
-            tracing::info!(peer = %peer.short(), "peer knocked: its connection is gone; redialling");
-            link.conn.close(6u32.into(), b"you knocked; redialling");
-        }
-        if let Some(d) = lock(&self.shared.dialers).get(&peer) {
-            d.knocked.notify_one();
-        }
-    }
-
-    /// Connections open on the endpoint: links, dials and knocks under way,
-    /// and closed ones still draining.
-    pub fn open_connections(&self) -> usize {
-        self.endpoint.open_connections()
-    }
-
-    fn is_linked(&self, peer: &NodeId) -> bool {
-        lock(&self.shared.peers).contains_key(peer)
     }
 
     fn senders(&self, to: &[NodeId]) -> Vec<mpsc::Sender<Command>> {
@@ -797,6 +674,39 @@ impl Federation {
         self.act(peer, machine, effects);
     }
 
+    /// Counts and announces events newly stored from peers, and pushes
+    /// them to the room's other connected peers (not back to `from`).
+    fn forward(
+        &self,
+        from: Option<&NodeId>,
+        accepted: Vec<(RoomId, SignedEvent)>,
+        trace: Option<TraceId>,
+    ) {
+        self.shared
+            .metrics
+            .events_accepted
+            .inc_by(accepted.len() as u64);
+        let mut by_room: HashMap<RoomId, Vec<NodeId>> = HashMap::new();
+        {
+            let rooms = lock(&self.shared.rooms);
+            for (room, _) in &accepted {
+                by_room
+                    .entry(*room)
+                    .or_insert_with(|| rooms.room_peers(room));
+            }
+        }
+        for (room, ev) in accepted {
+            let to: Vec<NodeId> = by_room
+                .get(&room)
+                .map(|v| v.iter().filter(|p| Some(*p) != from).copied().collect())
+                .unwrap_or_default();
+            for p in self.senders(&to) {
+                let _ = p.try_send(Command::Push(room, ev.clone(), trace));
+            }
+            let _ = self.shared.events.send((room, ev, trace));
+        }
+    }
+
     /// Acts on a frame's effects: forwards accepted events, announces
     /// them and the peer's signals, and moves blob fetches along.
     fn act(&self, from: &NodeId, machine: &mut PeerSync, effects: Effects) {
@@ -804,29 +714,7 @@ impl Federation {
             if let Some(t) = effects.trace {
                 tracing::debug!(trace = %t, peer = %from.short(), events = effects.accepted.len(), "events accepted from a peer");
             }
-            self.shared
-                .metrics
-                .events_accepted
-                .inc_by(effects.accepted.len() as u64);
-            let mut by_room: HashMap<RoomId, Vec<NodeId>> = HashMap::new();
-            {
-                let rooms = lock(&self.shared.rooms);
-                for (room, _) in &effects.accepted {
-                    by_room
-                        .entry(*room)
-                        .or_insert_with(|| rooms.room_peers(room));
-                }
-            }
-            for (room, ev) in effects.accepted {
-                let to: Vec<NodeId> = by_room
-                    .get(&room)
-                    .map(|v| v.iter().filter(|p| *p != from).copied().collect())
-                    .unwrap_or_default();
-                for p in self.senders(&to) {
-                    let _ = p.try_send(Command::Push(room, ev.clone(), effects.trace));
-                }
-                let _ = self.shared.events.send((room, ev, effects.trace));
-            }
+            self.forward(Some(from), effects.accepted, effects.trace);
         }
         for e in effects.ephemeral {
             let _ = self.shared.ephemeral.send(e);

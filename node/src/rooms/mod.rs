@@ -33,6 +33,8 @@ pub struct NodeRooms {
     /// This node.
     local: NodeId,
     rooms: HashMap<RoomId, Room>,
+    /// Rooms holding events for the future ([`NodeRooms::release_due`]).
+    holding: HashSet<RoomId>,
     /// Verified events whose ancestors have not arrived yet.
     parked: HashMap<RoomId, BTreeMap<EventId, VerifiedEvent>>,
     /// Events from peers refused or rejected, by reason (for metrics).
@@ -75,6 +77,7 @@ impl NodeRooms {
             store,
             local,
             rooms,
+            holding: HashSet::new(),
             parked: HashMap::new(),
             rejections: BTreeMap::new(),
             expected: HashSet::new(),

@@ -44,6 +44,46 @@ fn report_fork(room: &Room, ev: &VerifiedEvent, forked_before: bool, metrics: &F
 }
 
 impl NodeRooms {
+    /// Submits the events held for the future whose time has come, and
+    /// what was parked on them. They are applied, not yet durable: wait
+    /// for the store after releasing the rooms, then forward them.
+    pub fn release_due(&mut self, now: u64) -> Result<Vec<(RoomId, SignedEvent)>> {
+        let mut out = Vec::new();
+        let holding: Vec<RoomId> = self.holding.iter().copied().collect();
+        for id in holding {
+            let Some(room) = self.rooms.get_mut(&id) else {
+                self.holding.remove(&id);
+                continue;
+            };
+            let mut accepted = Vec::new();
+            let mut counts = Vec::new();
+            for ev in room.release_due(now) {
+                let forked = room.engine().forks().contains_key(ev.origin());
+                match room.submit(&ev, now)? {
+                    Ok(Admission::Applied { .. }) => {
+                        report_fork(room, &ev, forked, &self.metrics);
+                        accepted.push(ev.into_signed());
+                    }
+                    Ok(_) => {}
+                    Err(refusal) => counts.push(format!("refused:{}", refusal.code())),
+                }
+            }
+            let still_holding = room.engine().held() > 0;
+            for c in counts {
+                self.count(c);
+            }
+            self.unpark(&id, now, &mut accepted)?;
+            if let Some(room) = self.rooms.get_mut(&id) {
+                room.commit()?;
+            }
+            if !still_holding {
+                self.holding.remove(&id);
+            }
+            out.extend(accepted.into_iter().map(|e| (id, e)));
+        }
+        Ok(out)
+    }
+
     /// Submits parked events whose ancestors are now present.
     fn unpark(
         &mut self,
@@ -328,6 +368,7 @@ impl Rooms for NodeRooms {
         verified.sort_by_key(|e| (e.header().depth, e.id()));
         let mut outcome: Result<()> = Ok(());
         let mut counts: Vec<String> = Vec::new();
+        let mut held = false;
         if let Some(room) = self.rooms.get_mut(room_id) {
             for ev in verified {
                 let forked = room.engine().forks().contains_key(ev.origin());
@@ -339,6 +380,7 @@ impl Rooms for NodeRooms {
                         }
                         received.accepted.push(ev.into_signed());
                     }
+                    Ok(Ok(Admission::Held { .. })) => held = true,
                     Ok(Ok(_)) => {}
                     Ok(Err(Refusal::MissingParents(ids))) => {
                         let parked = self.parked.entry(*room_id).or_default();
@@ -364,6 +406,9 @@ impl Rooms for NodeRooms {
         }
         for c in counts {
             self.count(c);
+        }
+        if held {
+            self.holding.insert(*room_id);
         }
         if outcome.is_ok() {
             outcome = self.unpark(room_id, now, &mut received.accepted);

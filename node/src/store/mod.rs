@@ -553,6 +553,11 @@ impl Room {
         &self.engine
     }
 
+    /// Events held for the future whose time has come, to submit again.
+    pub fn release_due(&mut self, now: u64) -> Vec<VerifiedEvent> {
+        self.engine.release_due(now)
+    }
+
     /// Re-folds the room from scratch and compares with what is stored.
     /// Writes nothing; call it with nothing uncommitted.
     pub fn audit(&mut self) -> Audit {
