@@ -420,7 +420,7 @@ fn run(seed: u64) {
             .iter()
             .map(|x| {
                 x.rooms
-                    .events_after(&room, &[], 100_000)
+                    .events_after(&room, &[], 100_000, usize::MAX)
                     .into_iter()
                     .map(|e| e.verify().unwrap().id())
                     .collect()

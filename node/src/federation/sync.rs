@@ -29,6 +29,10 @@ use confab_wire::{BlobId, EventId, FedMessage, NodeId, RoomId, SignedEvent, Veri
 pub const ANTI_ENTROPY_MS: u64 = 5_000;
 /// Most events asked for at once.
 pub const WANT_LIMIT: u32 = 4096;
+/// Most bytes of events in one answer to a `Want` (a few frames); the
+/// vector that closes the answer makes the asker ask for the rest, so
+/// memory per answer is bounded however much the asker lacks.
+pub const WANT_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Most bytes of events in one frame (the frame limit is 1 MiB).
 pub const BATCH_BYTES_MAX: usize = 768 * 1024;
 /// Invalid events a peer may send per window before it is slowed down.
@@ -88,8 +92,16 @@ pub trait Rooms {
     fn vector(&self, room: &RoomId) -> Vec<OriginHead>;
     /// True if the event is held.
     fn holds(&self, room: &RoomId, id: &EventId) -> bool;
-    /// Events the asker lacks given what it has, in causal order, at most `limit`.
-    fn events_after(&self, room: &RoomId, since: &[OriginSince], limit: usize) -> Vec<SignedEvent>;
+    /// Events the asker lacks given what it has, in causal order, at most
+    /// `limit` and about `max_bytes` (at least one event, then none that
+    /// would pass the budget): the store is read no further.
+    fn events_after(
+        &self,
+        room: &RoomId,
+        since: &[OriginSince],
+        limit: usize,
+        max_bytes: usize,
+    ) -> Vec<SignedEvent>;
     /// These events, those held, in causal order.
     fn events_by_id(&self, room: &RoomId, ids: &[EventId]) -> Vec<SignedEvent>;
     /// Judges and stores events from `from` (verified by
@@ -589,7 +601,13 @@ impl PeerSync {
         // Fork branches may lie below the asker's tips: they go first, so
         // every branch reaches every node.
         events.extend(rooms.fork_twins(&w.room, &w.since));
-        events.extend(rooms.events_after(&w.room, &w.since, limit));
+        let used: usize = events.iter().map(SignedEvent::wire_len).sum();
+        events.extend(rooms.events_after(
+            &w.room,
+            &w.since,
+            limit,
+            WANT_BYTES_MAX.saturating_sub(used),
+        ));
         self.outbox.extend(batches(w.room, events, None));
         // The vector closes the answer: the asker looks again.
         self.outbox
@@ -695,6 +713,65 @@ mod tests {
         s.handle_message(0, FedMessage::Hello(hello(c, "c")), &mut rooms());
         assert!(s.closed().is_some());
         assert!(!s.is_ready());
+    }
+
+    #[test]
+    fn an_answer_to_a_want_is_bounded_in_bytes() {
+        use confab_wire::event::{Content, CreateRoom, MessageContent, ReasonContent, Visibility};
+        use confab_wire::{EventHeader, EventKind, UserId};
+        let (a, b) = (key(1), key(2));
+        let mut r = rooms();
+        let owner = UserId::new(a.node_id(), "owner").unwrap();
+        let create = a
+            .sign_event(
+                EventHeader::create(
+                    owner.clone(),
+                    CreateRoom::named("big", Visibility::Public, false),
+                    1,
+                ),
+                &Content::Empty,
+            )
+            .unwrap();
+        let room = create.room();
+        r.create_room(&create).unwrap();
+        let bee = UserId::new(b.node_id(), "bee").unwrap();
+        let invite = EventKind::Invite { target: bee };
+        let reason = Content::Reason(ReasonContent::default());
+        r.post(&a, &owner, &room, invite, &reason, 2, None).unwrap();
+        let body = Content::Message(MessageContent {
+            body: "y".repeat(confab_wire::event::MAX_BODY_LEN),
+            ..Default::default()
+        });
+        let total = 2 * WANT_BYTES_MAX / confab_wire::event::MAX_BODY_LEN;
+        for i in 0..total as u64 {
+            let kind = EventKind::Message;
+            r.post(&a, &owner, &room, kind, &body, 3 + i, None).unwrap();
+        }
+        let mut s = PeerSync::new(hello(a.node_id(), "a"), b.node_id(), 0, 7);
+        s.handle_message(0, FedMessage::Hello(hello(b.node_id(), "b")), &mut r);
+        drain(&mut s);
+        let want = Want {
+            room,
+            since: vec![],
+            limit: WANT_LIMIT,
+        };
+        s.handle_message(1, FedMessage::Want(want), &mut r);
+        let out = drain(&mut s);
+        let (events, bytes) = out.iter().fold((0, 0), |(n, b), m| match m {
+            FedMessage::Events(batch) => (
+                n + batch.events.len(),
+                b + batch
+                    .events
+                    .iter()
+                    .map(SignedEvent::wire_len)
+                    .sum::<usize>(),
+            ),
+            _ => (n, b),
+        });
+        assert!(bytes <= WANT_BYTES_MAX, "{bytes} bytes in one answer");
+        assert!(events > 1 && events < total, "{events} of {total}");
+        // The vector closes the answer, so the asker asks for the rest.
+        assert!(matches!(out.last(), Some(FedMessage::VersionVector(_))));
     }
 
     #[test]

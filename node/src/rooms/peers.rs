@@ -176,6 +176,7 @@ impl Rooms for NodeRooms {
         room_id: &RoomId,
         since: &[OriginSince],
         limit: usize,
+        max_bytes: usize,
     ) -> Vec<SignedEvent> {
         let Some(room) = self.rooms.get(room_id) else {
             return Vec::new();
@@ -188,11 +189,19 @@ impl Rooms for NodeRooms {
             ids.extend(room.engine().origin_events_after(origin, after, limit));
         }
         // By depth: a prefix of what the asker lacks is causally closed.
-        self.metas(room, ids)
-            .into_iter()
-            .take(limit)
-            .filter_map(|m| self.record(&m.id))
-            .collect()
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        for m in self.metas(room, ids).into_iter().take(limit) {
+            let Some(ev) = self.record(&m.id) else {
+                continue;
+            };
+            bytes += ev.wire_len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push(ev);
+        }
+        out
     }
 
     fn events_by_id(&self, room_id: &RoomId, ids: &[EventId]) -> Vec<SignedEvent> {
