@@ -360,3 +360,38 @@ async fn events_dated_ahead_are_held_then_admitted_without_a_resend() {
         n.fed.close();
     }
 }
+
+/// A peer gets one stream per connection (the protocol's one), not QUIC's
+/// default hundred, each with a bounded window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_may_open_one_stream() {
+    use futures_util::FutureExt;
+    let (ka, kr) = (test_key(21), test_key(23));
+    let a = TestNode::start(&ka, [kr.node_id()].into_iter().collect()).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let pins: PinSet = [ka.node_id()].into_iter().collect();
+    endpoint.set_default_client_config(tls::client_config(&kr, pins, &[FED_ALPN]).unwrap());
+    let conn = endpoint
+        .connect(
+            a.fed.local_addr().unwrap(),
+            &tls::server_name(&ka.node_id()),
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    // Opening a stream needs no round trip when the peer allows it; the
+    // handshake has told the client how many it may open.
+    let (mut send, _recv) = conn.open_bi().now_or_never().unwrap().unwrap();
+    let mut out = Vec::new();
+    FedMessage::Hello(sync::hello(kr.node_id(), "greedy"))
+        .encode(&mut out)
+        .unwrap();
+    send.write_all(&out).await.unwrap();
+    assert!(
+        conn.open_bi().now_or_never().is_none(),
+        "a second stream was allowed"
+    );
+    assert!(conn.open_uni().now_or_never().is_none());
+    conn.close(0u32.into(), b"done");
+    a.fed.close();
+}

@@ -176,13 +176,27 @@ pub fn peer_node_id(conn: &quinn::Connection) -> Option<NodeId> {
     node_id_from_cert(certs.first()?)
 }
 
-/// Transport settings shared by both protocols (see [`KEEP_ALIVE_INTERVAL`],
-/// [`IDLE_TIMEOUT_MS`]).
+/// Streams a peer may open on a connection: every protocol here (the
+/// federation, the gateway link, the admin link) is one bidirectional
+/// stream, opened by the client. QUIC's default of 100 let one connection
+/// hold about 250 MB of stream buffers.
+pub const STREAMS_MAX: u32 = 1;
+/// Bytes a peer may send ahead of what is read, per stream and per
+/// connection: one largest frame ([`crate::frame::MAX_FRAME_LEN`]) and
+/// room for the next, so memory per connection is bounded by it.
+pub const RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
+
+/// Transport settings shared by every protocol (see [`KEEP_ALIVE_INTERVAL`],
+/// [`IDLE_TIMEOUT_MS`], [`STREAMS_MAX`], [`RECEIVE_WINDOW`]).
 pub fn transport_config() -> quinn::TransportConfig {
     let mut transport = quinn::TransportConfig::default();
     transport
         .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))
-        .max_idle_timeout(Some(quinn::VarInt::from_u32(IDLE_TIMEOUT_MS).into()));
+        .max_idle_timeout(Some(quinn::VarInt::from_u32(IDLE_TIMEOUT_MS).into()))
+        .max_concurrent_bidi_streams(STREAMS_MAX.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .stream_receive_window(RECEIVE_WINDOW.into())
+        .receive_window(RECEIVE_WINDOW.into());
     transport
 }
 
