@@ -395,3 +395,87 @@ async fn a_peer_may_open_one_stream() {
     conn.close(0u32.into(), b"done");
     a.fed.close();
 }
+
+/// A peer that floods a room with events whose ancestors never come fills
+/// the room's parking allowance and no more; honest traffic still flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_waiting_for_ancestors_are_bounded() {
+    use confab_node::rooms::PARKED_BYTES_PER_ROOM;
+    use confab_tests::net::{mesh, shared_room};
+    use confab_wire::{ContentHash, EventHeader, EventId};
+    let nodes = mesh(91, 2).unwrap();
+    let (room, users) = shared_room(&nodes, 91).await.unwrap();
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let kr = test_key(93);
+    a.fed.pin(kr.node_id());
+    let mallory = UserId::new(kr.node_id(), "mallory").unwrap();
+    let body = text(&"m".repeat(confab_wire::event::MAX_BODY_LEN));
+    let orphan = EventId([0xee; 32]);
+    let count = PARKED_BYTES_PER_ROOM / confab_wire::event::MAX_BODY_LEN + 64;
+    let events: Vec<_> = (0..count as u64)
+        .map(|i| {
+            let header = EventHeader {
+                room: Some(room),
+                author: mallory.clone(),
+                kind: EventKind::Message,
+                prev: vec![orphan],
+                depth: 2 + i,
+                origin_seq: 2 + i,
+                origin_prev: Some(orphan),
+                ts: now(),
+                content_hash: ContentHash([0; 32]),
+            };
+            kr.sign_event(header, &body).unwrap().signed().clone()
+        })
+        .collect();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let pins: PinSet = [a.key.node_id()].into_iter().collect();
+    endpoint.set_default_client_config(tls::client_config(&kr, pins, &[FED_ALPN]).unwrap());
+    let conn = endpoint
+        .connect(
+            a.fed.local_addr().unwrap(),
+            &tls::server_name(&a.key.node_id()),
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    let mut out = Vec::new();
+    FedMessage::Hello(sync::hello(kr.node_id(), "orphans"))
+        .encode(&mut out)
+        .unwrap();
+    for chunk in events.chunks(32) {
+        FedMessage::Events(EventBatch {
+            room,
+            trace: None,
+            events: chunk.to_vec(),
+        })
+        .encode(&mut out)
+        .unwrap();
+    }
+    let flood = tokio::spawn(async move {
+        let _ = send.write_all(&out).await;
+        send
+    });
+    eventually("the room's parking is full", || {
+        a.rooms()
+            .rejections()
+            .get("refused:parked_room_full")
+            .is_some_and(|n| *n >= 1)
+    })
+    .await;
+    assert!(a.rooms().parked_bytes() <= PARKED_BYTES_PER_ROOM);
+    // The honest peer's messages still arrive.
+    let hello = b
+        .post(&users[1], &room, EventKind::Message, text("still here"))
+        .unwrap();
+    eventually("a has b's message", || {
+        a.has(&room, |x| x.engine().contains(&hello))
+    })
+    .await;
+    let _send = flood.await.unwrap();
+    conn.close(0u32.into(), b"done");
+    for n in &nodes {
+        n.fed.close();
+    }
+}

@@ -65,7 +65,8 @@ pub const KNOCK_CODE: u32 = 4;
 /// How long the side that does not dial waits before knocking again while
 /// it still has no connection (doubling, up to [`BACKOFF_MAX_MS`]).
 pub const KNOCK_AGAIN: Duration = Duration::from_secs(1);
-/// How often the rooms release events held for the future.
+/// How often the rooms release events held for the future (and expire
+/// parked ones).
 pub const RELEASE_EVERY: Duration = Duration::from_secs(1);
 /// A knock does not close a connection younger than this: it is the
 /// dialer's redial, not yet seen by the knocker.
@@ -228,7 +229,8 @@ impl Federation {
     }
 
     /// Admits events held for the future once their time comes, and
-    /// forwards them as if they had just arrived.
+    /// forwards them as if they had just arrived; drops parked events
+    /// whose ancestors never came.
     async fn release_held(&self) {
         let mut stopping = self.shared.stopping.subscribe();
         let mut tick = tokio::time::interval(RELEASE_EVERY);
@@ -238,7 +240,11 @@ impl Federation {
                 _ = tick.tick() => {}
                 _ = stopping.changed() => return,
             }
-            let released = lock(&self.shared.rooms).release_due(now_ms());
+            let released = {
+                let mut rooms = lock(&self.shared.rooms);
+                rooms.expire_parked(now_ms());
+                rooms.release_due(now_ms())
+            };
             let released = match released {
                 Ok(r) if r.is_empty() => continue,
                 Ok(r) => r,

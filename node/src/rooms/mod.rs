@@ -14,13 +14,14 @@ use crate::error::{Error, Result};
 use crate::metrics::{FederationMetrics, ReasonLabel};
 use crate::store::{Room, Store};
 
+mod parking;
 mod peers;
 pub mod post;
 
+pub use parking::{PARKED_BYTES_MAX, PARKED_BYTES_PER_PEER, PARKED_BYTES_PER_ROOM, PARKED_TTL_MS};
+
 pub use post::{Posted, post};
 
-/// Most events parked per room while their ancestors are fetched.
-pub const PARKED_MAX: usize = 50_000;
 /// Most rooms awaited at once (invited to or asked for, not yet held).
 pub const EXPECTED_MAX: usize = 10_000;
 /// Most invites handed to a peer ahead of a room's history.
@@ -36,7 +37,7 @@ pub struct NodeRooms {
     /// Rooms holding events for the future ([`NodeRooms::release_due`]).
     holding: HashSet<RoomId>,
     /// Verified events whose ancestors have not arrived yet.
-    parked: HashMap<RoomId, BTreeMap<EventId, VerifiedEvent>>,
+    parking: parking::Parking,
     /// Events from peers refused or rejected, by reason (for metrics).
     rejections: BTreeMap<String, u64>,
     /// Rooms not held yet that this node takes from peers: a local user
@@ -78,7 +79,7 @@ impl NodeRooms {
             local,
             rooms,
             holding: HashSet::new(),
-            parked: HashMap::new(),
+            parking: parking::Parking::default(),
             rejections: BTreeMap::new(),
             expected: HashSet::new(),
             unconfirmed,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use confab_wire::fed::{Ephemeral, OriginHead, OriginSince};
 use confab_wire::{BlobId, EventId, NodeId, RoomId, SignedEvent, VerifiedEvent};
 
-use super::{INTRODUCTIONS_MAX, NodeRooms, PARKED_MAX};
+use super::{INTRODUCTIONS_MAX, NodeRooms};
 use crate::engine::{Admission, Refusal};
 use crate::error::Result;
 use crate::federation::sync::{Received, Rooms};
@@ -56,12 +56,14 @@ impl NodeRooms {
                 continue;
             };
             let mut accepted = Vec::new();
+            let mut arrived = Vec::new();
             let mut counts = Vec::new();
             for ev in room.release_due(now) {
                 let forked = room.engine().forks().contains_key(ev.origin());
                 match room.submit(&ev, now)? {
                     Ok(Admission::Applied { .. }) => {
                         report_fork(room, &ev, forked, &self.metrics);
+                        arrived.push(ev.id());
                         accepted.push(ev.into_signed());
                     }
                     Ok(_) => {}
@@ -72,7 +74,7 @@ impl NodeRooms {
             for c in counts {
                 self.count(c);
             }
-            self.unpark(&id, now, &mut accepted)?;
+            self.unpark(&id, now, arrived, &mut accepted)?;
             if let Some(room) = self.rooms.get_mut(&id) {
                 room.commit()?;
             }
@@ -84,45 +86,56 @@ impl NodeRooms {
         Ok(out)
     }
 
-    /// Submits parked events whose ancestors are now present.
+    /// Submits the parked events that waited for the events `arrived`
+    /// (just applied), then those that waited for them, and so on; an
+    /// event that still lacks an ancestor is parked again.
     fn unpark(
         &mut self,
         room_id: &RoomId,
         now: u64,
+        mut arrived: Vec<EventId>,
         accepted: &mut Vec<SignedEvent>,
     ) -> Result<()> {
-        loop {
-            let Some(parked) = self.parked.get_mut(room_id) else {
-                return Ok(());
-            };
+        while !arrived.is_empty() {
+            let mut ready = self.parking.take_waiting(room_id, &arrived);
+            arrived.clear();
             let Some(room) = self.rooms.get_mut(room_id) else {
                 return Ok(());
             };
-            let ready: Vec<EventId> = parked
-                .values()
-                .filter(|e| {
-                    let h = e.header();
-                    h.prev
-                        .iter()
-                        .chain(h.origin_prev.iter())
-                        .all(|p| room.engine().contains(p))
-                })
-                .map(|e| e.id())
-                .collect();
-            if ready.is_empty() {
-                return Ok(());
-            }
-            let mut evs: Vec<VerifiedEvent> =
-                ready.iter().filter_map(|id| parked.remove(id)).collect();
-            evs.sort_by_key(|e| (e.header().depth, e.id()));
-            for ev in evs {
+            ready.sort_by_key(|(e, _)| (e.header().depth, e.id()));
+            for (ev, from) in ready {
                 let forked = room.engine().forks().contains_key(ev.origin());
-                if let Ok(Admission::Applied { .. }) = room.submit(&ev, now)? {
-                    report_fork(room, &ev, forked, &self.metrics);
-                    accepted.push(ev.into_signed());
+                match room.submit(&ev, now)? {
+                    Ok(Admission::Applied { .. }) => {
+                        report_fork(room, &ev, forked, &self.metrics);
+                        arrived.push(ev.id());
+                        accepted.push(ev.into_signed());
+                    }
+                    Ok(Admission::Held { .. }) => {
+                        self.holding.insert(*room_id);
+                    }
+                    Ok(Admission::Duplicate) => {}
+                    Err(Refusal::MissingParents(ids)) => {
+                        // It was within the limits a moment ago.
+                        let _ = self.parking.park(*room_id, ev, from, &ids, now);
+                    }
+                    Err(_) => {}
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Drops parked events that waited too long for their ancestors.
+    pub fn expire_parked(&mut self, now: u64) {
+        for _ in 0..self.parking.expire(now) {
+            self.count("dropped:parked_expired");
+        }
+    }
+
+    /// Bytes of events parked in all (bounded by [`super::PARKED_BYTES_MAX`]).
+    pub fn parked_bytes(&self) -> usize {
+        self.parking.bytes()
     }
 }
 
@@ -313,11 +326,13 @@ impl Rooms for NodeRooms {
     fn receive(
         &mut self,
         now: u64,
-        _from: &NodeId,
+        from: &NodeId,
         room_id: &RoomId,
         events: Vec<confab_wire::Result<VerifiedEvent>>,
     ) -> Received {
         let mut received = Received::default();
+        // Ids of events applied by this batch: what parked events wait for.
+        let mut arrived = Vec::new();
         let mut verified = Vec::with_capacity(events.len());
         for e in events {
             match e {
@@ -359,17 +374,18 @@ impl Rooms for NodeRooms {
                         self.unconfirmed.insert(*room_id);
                     }
                     received.new_room = true;
+                    arrived.push(create.id());
                     received.accepted.push(create.into_signed());
                 }
                 None => {
                     // Keep what came (the invite) until the create is in.
-                    let parked = self.parked.entry(*room_id).or_default();
+                    let create = EventId(room_id.0);
                     for ev in verified {
-                        if parked.len() < PARKED_MAX {
-                            parked.insert(ev.id(), ev);
+                        if let Err(limit) = self.parking.park(*room_id, ev, *from, &[create], now) {
+                            self.count(format!("refused:{limit}"));
                         }
                     }
-                    received.missing.push(EventId(room_id.0));
+                    received.missing.push(create);
                     return received;
                 }
             }
@@ -387,19 +403,23 @@ impl Rooms for NodeRooms {
                         if let crate::engine::Verdict::Rejected(r) = verdict {
                             counts.push(format!("rejected:{}", r.code()));
                         }
+                        arrived.push(ev.id());
                         received.accepted.push(ev.into_signed());
                     }
                     Ok(Ok(Admission::Held { .. })) => held = true,
                     Ok(Ok(_)) => {}
                     Ok(Err(Refusal::MissingParents(ids))) => {
-                        let parked = self.parked.entry(*room_id).or_default();
-                        if parked.len() < PARKED_MAX {
-                            for id in ids {
-                                if !parked.contains_key(&id) && !received.missing.contains(&id) {
-                                    received.missing.push(id);
+                        match self.parking.park(*room_id, ev, *from, &ids, now) {
+                            Ok(()) => {
+                                for id in ids {
+                                    if !self.parking.contains(room_id, &id)
+                                        && !received.missing.contains(&id)
+                                    {
+                                        received.missing.push(id);
+                                    }
                                 }
                             }
-                            parked.insert(ev.id(), ev);
+                            Err(limit) => counts.push(format!("refused:{limit}")),
                         }
                     }
                     Ok(Err(refusal)) => {
@@ -420,7 +440,7 @@ impl Rooms for NodeRooms {
             self.holding.insert(*room_id);
         }
         if outcome.is_ok() {
-            outcome = self.unpark(room_id, now, &mut received.accepted);
+            outcome = self.unpark(room_id, now, arrived, &mut received.accepted);
         }
         if let Some(room) = self.rooms.get_mut(room_id)
             && outcome.is_ok()
