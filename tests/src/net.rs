@@ -94,6 +94,7 @@ impl TestNode {
         let signed = ev.signed().clone();
         let own = self.key.node_id();
         let got = self.rooms().receive(now_ms(), &own, room, vec![Ok(ev)]);
+        self.rooms().store().wait_durable()?;
         anyhow::ensure!(
             got.accepted.iter().any(|e| e.id() == id),
             "the event was not stored"

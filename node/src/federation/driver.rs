@@ -632,6 +632,17 @@ impl Federation {
                     machine.handle_events(now_ms(), room, results, &mut *rooms)
                 };
                 effects.trace = trace;
+                // Durable before it is announced or passed on, waited for
+                // off the rooms lock and off the async workers.
+                if !effects.accepted.is_empty() {
+                    let store = self.shared.store.clone();
+                    let durable = tokio::task::spawn_blocking(move || store.wait_durable()).await;
+                    if !matches!(durable, Ok(Ok(()))) {
+                        // Anti-entropy offers them again.
+                        tracing::error!(peer = %peer.short(), "storing events from a peer failed");
+                        effects.accepted.clear();
+                    }
+                }
                 self.act(&peer, &mut machine, effects);
                 while let Some(Inbound::Message(_)) = inbound.front() {
                     if let Some(Inbound::Message(msg)) = inbound.pop_front() {
@@ -669,6 +680,8 @@ impl Federation {
         tracing::info!(peer = %peer.short(), "peer disconnected");
     }
 
+    /// A frame other than events (those take the verification pipeline
+    /// and are made durable before they are acted on).
     fn on_message(&self, peer: &NodeId, machine: &mut PeerSync, msg: FedMessage) {
         if let FedMessage::VersionVector(v) = &msg {
             lock(&self.shared.views).insert((*peer, v.room), v.origins.clone());

@@ -105,7 +105,9 @@ pub trait Rooms {
     /// These events, those held, in causal order.
     fn events_by_id(&self, room: &RoomId, ids: &[EventId]) -> Vec<SignedEvent>;
     /// Judges and stores events from `from` (verified by
-    /// [`verify_batch`]; failures are counted); durable on return.
+    /// [`verify_batch`]; failures are counted). They are applied, not yet
+    /// durable: the caller waits for the store after giving the rooms
+    /// back, and only then announces what was accepted.
     fn receive(
         &mut self,
         now: u64,
