@@ -893,12 +893,17 @@ export class Client {
     this.saveOutbox();
   }
 
-  /** Sends queued messages in order, one at a time. */
+  /**
+   * Sends queued messages in order, one at a time. Without a connection
+   * it stops and waits: the next sign-in on a new socket flushes again.
+   */
   async flushOutbox() {
     const s = this.store;
     if (this.flushing) return;
     this.flushing = true;
     clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    let lost = false;
     try {
       for (;;) {
         if (s.conn.state !== 'online') return;
@@ -928,6 +933,7 @@ export class Client {
           const code = e instanceof RequestError ? e.code : 'internal';
           if (code === 'offline' || code === 'disconnected') {
             p.state = 'queued';
+            lost = true;
             return;
           }
           if (code === 'timeout' || code === 'unavailable') {
@@ -952,8 +958,12 @@ export class Client {
       }
     } finally {
       this.flushing = false;
-      if (s.conn.state === 'online' && s.outbox.some((x) => x.state === 'queued') && !this.flushTimer) {
-        queueMicrotask(() => this.flushOutbox());
+      // Queued while this flush was ending: go on in a later task, never a
+      // microtask (a send that fails at once would then retry for ever and
+      // starve the socket's own close event). A lost socket means waiting
+      // for the next connection instead.
+      if (!lost && s.conn.state === 'online' && s.outbox.some((x) => x.state === 'queued') && !this.flushTimer) {
+        this.flushTimer = setTimeout(() => this.flushOutbox(), 0);
       }
     }
   }
