@@ -19,6 +19,27 @@ fn now() -> u64 {
     confab_node::local::now_ms()
 }
 
+/// A client endpoint of `key`'s own that pins `to`: a peer speaking the
+/// wire protocol by hand.
+fn raw_endpoint(key: &NodeKey, to: &TestNode) -> quinn::Endpoint {
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let pins: PinSet = [to.key.node_id()].into_iter().collect();
+    endpoint.set_default_client_config(tls::client_config(key, pins, &[FED_ALPN]).unwrap());
+    endpoint
+}
+
+/// A raw federation connection from `endpoint` to `to`.
+async fn raw_connect(endpoint: &quinn::Endpoint, to: &TestNode) -> quinn::Connection {
+    endpoint
+        .connect(
+            to.fed.local_addr().unwrap(),
+            &tls::server_name(&to.key.node_id()),
+        )
+        .unwrap()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
     let (ka, kb, kr) = (test_key(1), test_key(2), test_key(3));
@@ -113,17 +134,8 @@ async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
     // connection of a peer replaces its old one, and the node would dial
     // or knock its way back in).
     r.fed.close();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let pins: PinSet = [ka.node_id()].into_iter().collect();
-    endpoint.set_default_client_config(tls::client_config(&kr, pins, &[FED_ALPN]).unwrap());
-    let conn = endpoint
-        .connect(
-            a.fed.local_addr().unwrap(),
-            &tls::server_name(&ka.node_id()),
-        )
-        .unwrap()
-        .await
-        .unwrap();
+    let endpoint = raw_endpoint(&kr, &a);
+    let conn = raw_connect(&endpoint, &a).await;
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     let mut out = Vec::new();
     FedMessage::Hello(sync::hello(kr.node_id(), "rogue"))
@@ -197,14 +209,7 @@ async fn a_rogue_peer_is_refused_and_honest_peers_are_still_served() {
 /// more invalid events than a window allows, and returns how `a` answers:
 /// its slow-down message, or why it closed the connection.
 async fn one_bad_connection(endpoint: &quinn::Endpoint, a: &TestNode, rogue: &NodeKey) -> String {
-    let conn = endpoint
-        .connect(
-            a.fed.local_addr().unwrap(),
-            &tls::server_name(&a.key.node_id()),
-        )
-        .unwrap()
-        .await
-        .unwrap();
+    let conn = raw_connect(endpoint, a).await;
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     let junk = SignedEvent {
         header: vec![1, 2, 3],
@@ -253,9 +258,7 @@ async fn one_bad_connection(endpoint: &quinn::Endpoint, a: &TestNode, rogue: &No
 async fn a_peers_strikes_outlive_its_connections() {
     let (ka, kr) = (test_key(11), test_key(13));
     let a = TestNode::start(&ka, [kr.node_id()].into_iter().collect()).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let pins: PinSet = [ka.node_id()].into_iter().collect();
-    endpoint.set_default_client_config(tls::client_config(&kr, pins, &[FED_ALPN]).unwrap());
+    let endpoint = raw_endpoint(&kr, &a);
     // Each redial starts where the last connection left off: the pause
     // doubles, and a redial does not buy a clean slate.
     let first = one_bad_connection(&endpoint, &a, &kr).await;
@@ -304,17 +307,8 @@ async fn events_dated_ahead_are_held_then_admitted_without_a_resend() {
     };
     let soon = sign(now() + MAX_FUTURE_SKEW_MS + 2_000, "from a fast clock");
     let far = sign(now() + HOLD_HORIZON_MS + 60_000, "from a broken clock");
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let pins: PinSet = [a.key.node_id()].into_iter().collect();
-    endpoint.set_default_client_config(tls::client_config(&r.key, pins, &[FED_ALPN]).unwrap());
-    let conn = endpoint
-        .connect(
-            a.fed.local_addr().unwrap(),
-            &tls::server_name(&a.key.node_id()),
-        )
-        .unwrap()
-        .await
-        .unwrap();
+    let endpoint = raw_endpoint(&r.key, a);
+    let conn = raw_connect(&endpoint, a).await;
     let (mut send, _recv) = conn.open_bi().await.unwrap();
     let mut out = Vec::new();
     FedMessage::Hello(sync::hello(r.key.node_id(), "fast clock"))
@@ -368,17 +362,8 @@ async fn a_peer_may_open_one_stream() {
     use futures_util::FutureExt;
     let (ka, kr) = (test_key(21), test_key(23));
     let a = TestNode::start(&ka, [kr.node_id()].into_iter().collect()).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let pins: PinSet = [ka.node_id()].into_iter().collect();
-    endpoint.set_default_client_config(tls::client_config(&kr, pins, &[FED_ALPN]).unwrap());
-    let conn = endpoint
-        .connect(
-            a.fed.local_addr().unwrap(),
-            &tls::server_name(&ka.node_id()),
-        )
-        .unwrap()
-        .await
-        .unwrap();
+    let endpoint = raw_endpoint(&kr, &a);
+    let conn = raw_connect(&endpoint, &a).await;
     // Opening a stream needs no round trip when the peer allows it; the
     // handshake has told the client how many it may open.
     let (mut send, _recv) = conn.open_bi().now_or_never().unwrap().unwrap();
@@ -428,17 +413,8 @@ async fn events_waiting_for_ancestors_are_bounded() {
             kr.sign_event(header, &body).unwrap().signed().clone()
         })
         .collect();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let pins: PinSet = [a.key.node_id()].into_iter().collect();
-    endpoint.set_default_client_config(tls::client_config(&kr, pins, &[FED_ALPN]).unwrap());
-    let conn = endpoint
-        .connect(
-            a.fed.local_addr().unwrap(),
-            &tls::server_name(&a.key.node_id()),
-        )
-        .unwrap()
-        .await
-        .unwrap();
+    let endpoint = raw_endpoint(&kr, a);
+    let conn = raw_connect(&endpoint, a).await;
     let (mut send, _recv) = conn.open_bi().await.unwrap();
     let mut out = Vec::new();
     FedMessage::Hello(sync::hello(kr.node_id(), "orphans"))

@@ -59,12 +59,7 @@ impl Federation {
                     return Err("peer is blocked".to_string());
                 }
                 let addr = *target.borrow_and_update();
-                let conn = self
-                    .endpoint
-                    .connect(addr, &tls::server_name(&peer))
-                    .map_err(|e| e.to_string())?
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let conn = self.handshake(peer, addr).await?;
                 let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
                 Ok::<_, String>((conn, send, recv))
             }
@@ -130,14 +125,22 @@ impl Federation {
     }
 
     async fn knock(&self, peer: NodeId, addr: SocketAddr) -> std::result::Result<(), String> {
-        let conn = self
-            .endpoint
+        let conn = self.handshake(peer, addr).await?;
+        conn.close(KNOCK_CODE.into(), b"no connection here; redial");
+        Ok(())
+    }
+
+    /// A connection to `peer` at `addr`, once its TLS handshake is done.
+    async fn handshake(
+        &self,
+        peer: NodeId,
+        addr: SocketAddr,
+    ) -> std::result::Result<quinn::Connection, String> {
+        self.endpoint
             .connect(addr, &tls::server_name(&peer))
             .map_err(|e| e.to_string())?
             .await
-            .map_err(|e| e.to_string())?;
-        conn.close(KNOCK_CODE.into(), b"no connection here; redial");
-        Ok(())
+            .map_err(|e| e.to_string())
     }
 
     /// A peer knocked: it has no connection to this node, so the one this
