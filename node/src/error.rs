@@ -72,6 +72,14 @@ pub enum Error {
         /// Supported here.
         supported: u32,
     },
+    /// Reading or writing the event log failed.
+    #[error("event log: {what}: {detail}")]
+    Log {
+        /// What was being done.
+        what: &'static str,
+        /// The I/O error.
+        detail: String,
+    },
     /// A flush to disk failed; nothing after it is acknowledged.
     #[error("flushing the store failed: {reason}")]
     Flush {

@@ -246,13 +246,32 @@ impl Store {
             let tree = self.db.open_tree(&name).map_err(store_err("open tree"))?;
             w.tree(&name, &mut buf).map_err(wire)?;
             let is_meta = name.as_ref() == b"meta";
+            let is_data = name.as_ref() == b"room_data";
             for item in tree.iter() {
                 let (k, v) = item.map_err(store_err("read for backup"))?;
                 if is_meta
-                    && (k.as_ref() == b"recovering" || k.starts_with(super::CAUGHT_UP_PREFIX))
+                    && (k.as_ref() == b"recovering"
+                        || k.as_ref() == super::LOG_CHECKED
+                        || k.starts_with(super::CAUGHT_UP_PREFIX))
                 {
                     continue;
                 }
+                // The copy is whole by itself: each event's bytes travel in
+                // its record (the restored store moves them into its own
+                // log), and erasures still due are done in the copy.
+                if is_data && k.first() == Some(&super::P_ERASE) {
+                    continue;
+                }
+                let v = if is_data && k.first() == Some(&super::P_EVENT) {
+                    let rec: super::EventRecord = super::decode("event record", &v)?;
+                    let body = super::Body::Inline(self.signed_of(&rec)?);
+                    sled::IVec::from(super::encode(
+                        "event record",
+                        &super::EventRecord { body, ..rec },
+                    )?)
+                } else {
+                    v
+                };
                 w.entry(&k, &v, &mut buf).map_err(wire)?;
                 entries += 1;
                 if buf.len() >= PIECE {
@@ -261,7 +280,8 @@ impl Store {
             }
             if is_meta {
                 w.entry(b"recovering", &[1], &mut buf).map_err(wire)?;
-                entries += 1;
+                w.entry(super::INLINE, &[1], &mut buf).map_err(wire)?;
+                entries += 2;
             }
         }
         let sum = w.finish(&mut buf);

@@ -73,7 +73,7 @@ impl Store {
             return Ok(None);
         };
         let mut item = TimelineItem {
-            event: rec.signed,
+            event: self.signed_of(&rec)?,
             rejected: !rec.verdict.is_accepted(),
             edited_body: None,
             redacted: None,

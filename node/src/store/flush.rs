@@ -1,9 +1,17 @@
 //! Group commit: one flush serves every submission waiting for it.
+//!
+//! A flush: `fdatasync` of the log segments written since the last one;
+//! the erasure intents whose erasures the sync made durable are cleared;
+//! the log position covered is recorded; sled's flush makes all of that
+//! and every index write before it durable; then the content of deletions
+//! now durable is erased (durable with the next flush, and redone on open
+//! from the intents if a crash comes first).
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use super::log::{Loc, Log};
 use crate::metrics::StoreMetrics;
 
 use crate::error::{Error, Result};
@@ -30,14 +38,25 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    pub(crate) fn start(db: sled::Db) -> Flusher {
+    pub(crate) fn start(
+        db: sled::Db,
+        data: sled::Tree,
+        meta: sled::Tree,
+        log: Arc<Log>,
+    ) -> Flusher {
         let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let s = shared.clone();
         let metrics = StoreMetrics::default();
         let m = metrics.clone();
+        let parts = Parts {
+            db,
+            data,
+            meta,
+            log,
+        };
         let thread = std::thread::Builder::new()
             .name("confab-flush".into())
-            .spawn(move || run(db, s, m))
+            .spawn(move || run(parts, s, m))
             .ok();
         Flusher {
             shared,
@@ -99,8 +118,36 @@ impl Drop for Flusher {
     }
 }
 
-fn run(db: sled::Db, shared: Arc<(Mutex<State>, Condvar)>, metrics: StoreMetrics) {
+/// What a flush touches.
+struct Parts {
+    db: sled::Db,
+    data: sled::Tree,
+    meta: sled::Tree,
+    log: Arc<Log>,
+}
+
+impl Parts {
+    /// One flush; `erased` are the erasures done after the last one.
+    fn flush(&self, erased: &mut Vec<Loc>) -> std::result::Result<(), String> {
+        let applied = self.log.applied();
+        self.log.sync().map_err(|e| e.to_string())?;
+        for loc in erased.drain(..) {
+            self.data
+                .remove(super::erase_key(&loc))
+                .map_err(|e| e.to_string())?;
+        }
+        self.meta
+            .insert(super::LOG_CHECKED, &applied.to_be_bytes())
+            .map_err(|e| e.to_string())?;
+        self.db.flush().map_err(|e| e.to_string())?;
+        *erased = self.log.erase_due(applied).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+fn run(parts: Parts, shared: Arc<(Mutex<State>, Condvar)>, metrics: StoreMetrics) {
     let (lock, cv) = &*shared;
+    let mut erased = Vec::new();
     loop {
         let (target, from) = {
             let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -115,7 +162,7 @@ fn run(db: sled::Db, shared: Arc<(Mutex<State>, Condvar)>, metrics: StoreMetrics
         // Every ticket up to `target` was taken after its write was
         // applied, so this flush covers them all.
         let started = Instant::now();
-        let result = db.flush();
+        let result = parts.flush(&mut erased);
         metrics
             .flush_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -127,7 +174,7 @@ fn run(db: sled::Db, shared: Arc<(Mutex<State>, Condvar)>, metrics: StoreMetrics
                 st.flushes += 1;
             }
             Err(e) => {
-                st.failed = Some(e.to_string());
+                st.failed = Some(e);
                 cv.notify_all();
                 return;
             }

@@ -4,11 +4,17 @@
 use confab_wire::event::IdempotencyHash;
 use confab_wire::{NodeId, UserId};
 
+use bincode::Decode;
+use confab_wire::{RoomId, SignedEvent};
+
 use super::client::P_SENT;
+use super::log::Log;
 use super::views::user_key;
-use super::{P_CHECKPOINT, P_HOT, decode, encode, key, store_err};
-use crate::engine::Hot;
+use super::{
+    Body, EventRecord, INLINE, P_CHECKPOINT, P_EVENT, P_HOT, decode, encode, key, store_err,
+};
 use crate::engine::state::Rules;
+use crate::engine::{EventMeta, Hot, Verdict};
 use crate::error::Result;
 
 /// Schema 1 to 2: every room state gains its rules (the version its create
@@ -82,6 +88,117 @@ pub(super) fn to_3(data: &sled::Tree, meta: &sled::Tree) -> Result<()> {
     data.flush().map_err(store_err("flush migration"))?;
     meta.flush().map_err(store_err("flush migration"))?;
     Ok(())
+}
+
+/// An event record of schema 3: the event's bytes inside it.
+#[derive(Decode)]
+struct RecordV3 {
+    room: RoomId,
+    meta: EventMeta,
+    verdict: Verdict,
+    signed: SignedEvent,
+}
+
+/// Records moved per step: one log append, one `fdatasync`, one batch.
+const RELOCATE_CHUNK: usize = 4096;
+
+/// Schema 3 to 4: the bytes of every event move from its record into the
+/// event log. Each step appends a chunk of events, makes the log durable,
+/// then rewrites their records to point at it; a crash between steps
+/// leaves records of both shapes, and the next open moves the rest (a
+/// chunk appended but not yet pointed at stays in the log unreferenced).
+pub(super) fn to_4(data: &sled::Tree, meta: &sled::Tree, log: &Log) -> Result<()> {
+    relocate(data, log, |v| {
+        if decode::<EventRecord>("event record", v).is_ok() {
+            return Ok(None);
+        }
+        let old: RecordV3 = decode("event record (schema 3)", v)?;
+        Ok(Some((
+            EventRecord {
+                room: old.room,
+                meta: old.meta,
+                verdict: old.verdict,
+                body: Body::Inline(SignedEvent {
+                    header: Vec::new(),
+                    signature: [0; 64],
+                    content: None,
+                }),
+            },
+            old.signed,
+        )))
+    })?;
+    meta.insert("schema", &4u32.to_be_bytes())
+        .map_err(store_err("write schema"))?;
+    meta.flush().map_err(store_err("flush migration"))?;
+    Ok(())
+}
+
+/// Moves the bytes of records restored from a backup (inline) into the
+/// log, then clears the mark that says some are there.
+pub(super) fn relocate_inline(data: &sled::Tree, meta: &sled::Tree, log: &Log) -> Result<()> {
+    let moved = relocate(data, log, |v| {
+        let rec: EventRecord = decode("event record", v)?;
+        Ok(match rec.body {
+            Body::Inline(ref s) => {
+                let s = s.clone();
+                Some((rec, s))
+            }
+            Body::Logged(_) => None,
+        })
+    })?;
+    if moved > 0 {
+        tracing::info!(events = moved, "moved restored events into the event log");
+    }
+    meta.remove(INLINE)
+        .map_err(store_err("clear inline mark"))?;
+    meta.flush().map_err(store_err("flush migration"))?;
+    Ok(())
+}
+
+/// Appends the bytes `pick` finds in event records to the log, chunk by
+/// chunk, and points each record at them. Returns how many moved.
+fn relocate(
+    data: &sled::Tree,
+    log: &Log,
+    pick: impl Fn(&[u8]) -> Result<Option<(EventRecord, SignedEvent)>>,
+) -> Result<u64> {
+    let mut iter = data.scan_prefix([P_EVENT]);
+    let mut moved = 0u64;
+    loop {
+        let mut chunk = Vec::new();
+        for item in iter.by_ref() {
+            let (k, v) = item.map_err(store_err("read event record"))?;
+            if let Some(found) = pick(&v)? {
+                chunk.push((k, found));
+                if chunk.len() == RELOCATE_CHUNK {
+                    break;
+                }
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        let records: Vec<(RoomId, &SignedEvent)> =
+            chunk.iter().map(|(_, (r, s))| (r.room, s)).collect();
+        log.commit(&records, |locs, _| {
+            // The bytes are durable before any record points at them.
+            log.sync()?;
+            let mut batch = sled::Batch::default();
+            for ((k, (rec, _)), loc) in chunk.iter().zip(locs) {
+                let rec = EventRecord {
+                    body: Body::Logged(*loc),
+                    ..rec.clone()
+                };
+                batch.insert(k.clone(), encode("event record", &rec)?);
+            }
+            data.apply_batch(batch)
+                .map_err(store_err("move events into the log"))?;
+            data.flush().map_err(store_err("flush migration"))?;
+            Ok(())
+        })?;
+        moved += chunk.len() as u64;
+    }
+    Ok(moved)
 }
 
 #[cfg(test)]

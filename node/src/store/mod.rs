@@ -1,32 +1,39 @@
 //! The node's durable store (sled), behind a narrow seam.
 //!
 //! ## Layout
-//! Room data lives in one sled tree, `room_data`, with a one-byte prefix per
-//! kind of record, because sled applies a batch atomically only within one
-//! tree: an event, its indexes, its verdict and the room's hot state land
-//! together or not at all.
+//! The events themselves are in the event log ([`log`], the source of
+//! truth): each is appended once, as verified. What is derived from them
+//! lives in one sled tree, `room_data`, with a one-byte prefix per kind of
+//! record, because sled applies a batch atomically only within one tree:
+//! an event's location, its indexes, its verdict and the room's hot state
+//! land together or not at all. Everything derived can be rebuilt from the
+//! log, and the tail of the log that sled may not hold yet is replayed
+//! when the store opens.
 //!
 //! | key                                          | value                |
 //! |----------------------------------------------|----------------------|
-//! | `E` event_id                                 | [`EventRecord`]: room, meta, verdict, bytes |
+//! | `E` event_id                                 | [`EventRecord`]: room, meta, verdict, where in the log |
 //! | `O` room_id depth(BE) event_id               | — (room order)       |
 //! | `C` room_id origin seq(BE) event_id          | — (origin chains)    |
 //! | `R` target_id event_id                       | — (relations)        |
 //! | `K` room_id depth(BE) event_id               | checkpoint state     |
 //! | `H` room_id                                  | the room's [`Hot`]   |
 //! | `I` room_id node depth(BE) event_id          | — (invites of a node's users) |
+//! | `X` position(BE) length(BE)                  | — (content to erase once its deletion is durable) |
 //!
 //! Tree `meta` holds the schema version and node-wide flags; tree `blobs`
 //! holds attachments (see [`blobs`]).
 //!
 //! ## Durability
-//! Every submission applies its batch at once (visible to readers) and then
-//! waits for a flush that began after it ([`Store::wait_durable`]); one
-//! flush serves every submission waiting for it (group commit). sled 0.34
-//! flushes with `fsync`-class calls on its log but uses `sync_file_range`
-//! for some writes: what has been acknowledged survives a crash of the
-//! process; after a power loss, recent writes may depend on the disk and
-//! file system honouring the write order. See the README.
+//! Every commit appends its events to the log and applies its batch (both
+//! visible to readers at once), then waits for a flush that began after it
+//! ([`Store::wait_durable`]); one flush serves every submission waiting for
+//! it (group commit): `fdatasync` of the log segments written, then sled's
+//! own flush, then the log position both cover is recorded
+//! (`log_checked`). On open, the records after it are compared with the
+//! index and those it lacks are judged again, so a crash at any point
+//! loses nothing the log holds and leaves the index neither ahead of it
+//! nor behind.
 
 pub mod accounts;
 pub mod admin;
@@ -34,10 +41,12 @@ pub mod blobs;
 pub mod client;
 mod flush;
 mod history;
+pub mod log;
 mod migrate;
+mod recover;
 pub mod views;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -51,8 +60,9 @@ use crate::error::{Error, Result};
 pub use flush::Flusher;
 pub use history::SledHistory;
 
-/// The schema this code writes. 2: room states carry their rules version.
-pub const SCHEMA_VERSION: u32 = 3;
+/// The schema this code writes. 2: room states carry their rules version;
+/// 3: sends are keyed by idempotency hash; 4: event bytes live in the log.
+pub const SCHEMA_VERSION: u32 = 4;
 
 pub(crate) const P_EVENT: u8 = b'E';
 pub(crate) const P_ORDER: u8 = b'O';
@@ -60,6 +70,14 @@ pub(crate) const P_CHAIN: u8 = b'C';
 pub(crate) const P_RELATION: u8 = b'R';
 pub(crate) const P_CHECKPOINT: u8 = b'K';
 pub(crate) const P_HOT: u8 = b'H';
+pub(crate) const P_ERASE: u8 = b'X';
+
+/// Meta key: the log position below which every record is durable and
+/// indexed durably.
+pub(crate) const LOG_CHECKED: &[u8] = b"log_checked";
+/// Meta key: some event records carry their bytes inline (a restored
+/// backup); the store moves them into the log when it opens.
+pub(crate) const INLINE: &[u8] = b"inline";
 
 /// An event as stored: its room and its verified bytes (content dropped
 /// once redacted).
@@ -71,15 +89,29 @@ pub struct StoredEvent {
     pub signed: SignedEvent,
 }
 
-/// One record per event: what the engine needs (meta, verdict) and what
-/// readers need (the bytes), under one key because every sled key costs
-/// microseconds to write.
+/// One index record per event: what the engine needs (meta, verdict) and
+/// where readers find the bytes, under one key because every sled key
+/// costs microseconds to write.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub(crate) struct EventRecord {
     pub(crate) room: RoomId,
     pub(crate) meta: crate::engine::EventMeta,
     pub(crate) verdict: Verdict,
-    pub(crate) signed: SignedEvent,
+    pub(crate) body: Body,
+}
+
+/// Where an event's bytes are.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub(crate) enum Body {
+    /// In the log.
+    Logged(log::Loc),
+    /// In the record itself: a backup's copy, until the store that
+    /// restored it moves it into its log.
+    Inline(SignedEvent),
+}
+
+fn erase_key(loc: &log::Loc) -> Vec<u8> {
+    key(P_ERASE, &[&loc.pos.to_be_bytes(), &loc.len.to_be_bytes()])
 }
 
 pub(crate) fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -120,6 +152,9 @@ pub struct Store {
     db: sled::Db,
     data: sled::Tree,
     meta: sled::Tree,
+    log: Arc<log::Log>,
+    /// Where a temporary store's log lives (removed with the last clone).
+    _scratch: Option<Arc<tempfile::TempDir>>,
     /// The store was created by this open (it held nothing before).
     fresh: bool,
     /// Never flushed (simulations): see [`Store::volatile`].
@@ -154,7 +189,7 @@ impl Store {
         let mut wait = std::time::Duration::from_millis(5);
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {
-            match Self::with_config(sled::Config::new().path(dir)) {
+            match Self::with_config(sled::Config::new().path(dir), &dir.join("log"), None) {
                 Err(Error::Store { ref source, .. })
                     if lock_contended(source) && std::time::Instant::now() < deadline =>
                 {
@@ -168,7 +203,19 @@ impl Store {
 
     /// A store in a temporary directory removed on drop (tests, benches).
     pub fn temporary() -> Result<Store> {
-        Self::with_config(sled::Config::new().temporary(true))
+        let scratch = tempfile::Builder::new()
+            .prefix("confab-log")
+            .tempdir()
+            .map_err(|e| Error::Log {
+                what: "create a temporary log",
+                detail: e.to_string(),
+            })?;
+        let dir = scratch.path().to_path_buf();
+        Self::with_config(
+            sled::Config::new().temporary(true),
+            &dir,
+            Some(Arc::new(scratch)),
+        )
     }
 
     /// A temporary store that never waits for the disk: for deterministic
@@ -180,21 +227,38 @@ impl Store {
         Ok(s)
     }
 
-    fn with_config(config: sled::Config) -> Result<Store> {
+    fn with_config(
+        config: sled::Config,
+        log_dir: &Path,
+        scratch: Option<Arc<tempfile::TempDir>>,
+    ) -> Result<Store> {
         let db = config
             // Durability comes from our own group commit, not a timer.
             .flush_every_ms(None)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(store_err("open"))?;
-        Self::from_db(db)
+        Self::from_db(db, log_dir, scratch)
     }
 
-    fn from_db(db: sled::Db) -> Result<Store> {
+    fn from_db(
+        db: sled::Db,
+        log_dir: &Path,
+        scratch: Option<Arc<tempfile::TempDir>>,
+    ) -> Result<Store> {
         let meta = db.open_tree("meta").map_err(store_err("open meta"))?;
         let data = db
             .open_tree("room_data")
             .map_err(store_err("open room_data"))?;
+        let checked = match meta.get(LOG_CHECKED).map_err(store_err("read log mark"))? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().map_err(|_| Error::Corrupt {
+                what: "log mark",
+                detail: "not 8 bytes".into(),
+            })?),
+            None => 0,
+        };
+        let (log, tail) = log::Log::open(log_dir, checked)?;
+        let log = Arc::new(log);
         let mut fresh = false;
         match meta.get("schema").map_err(store_err("read schema"))? {
             Some(v) => {
@@ -215,6 +279,9 @@ impl Store {
                 if v <= 2 {
                     migrate::to_3(&data, &meta)?;
                 }
+                if v <= 3 {
+                    migrate::to_4(&data, &meta, &log)?;
+                }
             }
             None => {
                 if !data.is_empty() {
@@ -228,15 +295,24 @@ impl Store {
                 fresh = true;
             }
         }
-        let flusher = Arc::new(Flusher::start(db.clone()));
-        Ok(Store {
+        let flusher = Arc::new(Flusher::start(
+            db.clone(),
+            data.clone(),
+            meta.clone(),
+            log.clone(),
+        ));
+        let store = Store {
             db,
             data,
             meta,
+            log,
+            _scratch: scratch,
             fresh,
             volatile: false,
             flusher,
-        })
+        };
+        store.recover(tail)?;
+        Ok(store)
     }
 
     /// The schema the store is in.
@@ -339,11 +415,19 @@ impl Store {
 
     /// Starts a room from its create event (applied, not yet durable).
     pub fn create_room(&self, create: &VerifiedEvent) -> Result<Room> {
+        self.create_room_at(create, None)
+    }
+
+    /// [`Store::create_room`]; `logged` if the log holds the event already.
+    fn create_room_at(&self, create: &VerifiedEvent, logged: Option<log::Loc>) -> Result<Room> {
         let history = SledHistory::new(create.room(), self.data.clone());
         let engine = RoomEngine::create(create, history).map_err(|r| Error::Refused {
             reason: r.to_string(),
         })?;
-        let mut room = Room::new(engine, self.data.clone());
+        let mut room = Room::new(engine, self.data.clone(), self.log.clone());
+        if let Some(loc) = logged {
+            room.logged.insert(create.id(), loc);
+        }
         room.collect(create, &[])?;
         room.commit()?;
         Ok(room)
@@ -363,6 +447,7 @@ impl Store {
         Ok(Some(Room::new(
             RoomEngine::open(history, hot),
             self.data.clone(),
+            self.log.clone(),
         )))
     }
 
@@ -387,10 +472,18 @@ impl Store {
 
     /// A stored event.
     pub fn event(&self, id: &EventId) -> Result<Option<StoredEvent>> {
-        Ok(history::read_record(&self.data, id)?.map(|r| StoredEvent {
-            room: r.room,
-            signed: r.signed,
+        let Some(rec) = history::read_record(&self.data, id)? else {
+            return Ok(None);
+        };
+        Ok(Some(StoredEvent {
+            room: rec.room,
+            signed: self.signed_of(&rec)?,
         }))
+    }
+
+    /// The bytes of a stored event.
+    pub(crate) fn signed_of(&self, rec: &EventRecord) -> Result<SignedEvent> {
+        signed_of(&self.log, rec)
     }
 
     /// A page of the room's timeline (accepted messages and system lines)
@@ -468,9 +561,27 @@ impl Store {
         Ok(out)
     }
 
-    /// Bytes on disk.
+    /// Bytes on disk: sled's files and the log's.
     pub fn size_on_disk(&self) -> Result<u64> {
-        self.db.size_on_disk().map_err(store_err("size"))
+        let log: u64 = self.log.segments()?.iter().map(|(_, len)| len).sum();
+        Ok(self.db.size_on_disk().map_err(store_err("size"))? + log)
+    }
+}
+
+/// The bytes of a stored event, from the log or the record itself.
+pub(crate) fn signed_of(log: &log::Log, rec: &EventRecord) -> Result<SignedEvent> {
+    match &rec.body {
+        Body::Inline(s) => Ok(s.clone()),
+        Body::Logged(loc) => {
+            let r = log.read(*loc)?;
+            if r.room != rec.room {
+                return Err(Error::Corrupt {
+                    what: "event log",
+                    detail: format!("the record at {} is of another room", loc.pos),
+                });
+            }
+            Ok(r.signed)
+        }
     }
 }
 
@@ -518,16 +629,23 @@ impl Audit {
 /// A room open for writing: its engine over the store.
 ///
 /// [`Room::submit`] judges events and collects their writes;
-/// [`Room::commit`] applies everything collected as one atomic batch (the
-/// events, their indexes, verdicts and the room's hot state). Then
+/// [`Room::commit`] appends the new events to the log and applies
+/// everything else collected as one atomic batch (their locations,
+/// indexes, verdicts and the room's hot state). Then
 /// [`Store::wait_durable`] makes it durable. Collecting several events per
 /// batch is what makes ingest fast.
 #[derive(Debug)]
 pub struct Room {
     engine: RoomEngine<SledHistory>,
     data: sled::Tree,
-    /// Event records written since the last commit (read before sled).
-    events: HashMap<EventId, StoredEvent>,
+    log: Arc<log::Log>,
+    /// New events since the last commit, in the order they came (the log
+    /// keeps it, so a replay judges them in the same order).
+    fresh: Vec<(EventId, SignedEvent)>,
+    /// Stored events whose content a deletion in this commit takes.
+    purged: Vec<EventId>,
+    /// New events the log holds already (a replay of its tail).
+    logged: HashMap<EventId, log::Loc>,
     /// Index writes since the last commit.
     ops: Vec<(Vec<u8>, Vec<u8>)>,
     /// Search postings since the last commit.
@@ -537,11 +655,14 @@ pub struct Room {
 }
 
 impl Room {
-    fn new(engine: RoomEngine<SledHistory>, data: sled::Tree) -> Room {
+    fn new(engine: RoomEngine<SledHistory>, data: sled::Tree, log: Arc<log::Log>) -> Room {
         Room {
             engine,
             data,
-            events: HashMap::new(),
+            log,
+            fresh: Vec::new(),
+            purged: Vec::new(),
+            logged: HashMap::new(),
             ops: Vec::new(),
             postings: views::Postings::new(),
             dirty: false,
@@ -587,16 +708,6 @@ impl Room {
         Ok(Ok(admission))
     }
 
-    fn stored(&self, id: &EventId) -> Result<Option<StoredEvent>> {
-        if let Some(e) = self.events.get(id) {
-            return Ok(Some(e.clone()));
-        }
-        Ok(history::read_record(&self.data, id)?.map(|r| StoredEvent {
-            room: r.room,
-            signed: r.signed,
-        }))
-    }
-
     /// Collects the event, its view indexes, and drops the content of
     /// messages whose redaction was just accepted.
     fn collect(&mut self, ev: &VerifiedEvent, verdicts: &[(EventId, Verdict)]) -> Result<()> {
@@ -623,13 +734,7 @@ impl Room {
         if let Some(hash) = ev.idempotency() {
             self.note_sent(&ev.header().author, hash, &ev.id());
         }
-        self.events.insert(
-            ev.id(),
-            StoredEvent {
-                room: self.engine.room(),
-                signed,
-            },
-        );
+        self.fresh.push((ev.id(), signed));
         for target in redacted {
             // The message and every edit of it: the text of each version.
             let mut purged = vec![target];
@@ -645,10 +750,9 @@ impl Room {
                     }),
             );
             for id in purged {
-                if let Some(mut t) = self.stored(&id)?
-                    && t.signed.content.take().is_some()
-                {
-                    self.events.insert(id, t);
+                match self.fresh.iter_mut().find(|(f, _)| *f == id) {
+                    Some((_, s)) => s.content = None,
+                    None => self.purged.push(id),
                 }
             }
         }
@@ -674,62 +778,107 @@ impl Room {
         self.dirty = true;
     }
 
-    /// Applies everything collected since the last commit as one atomic
-    /// batch. Not yet durable: follow with [`Store::wait_durable`].
+    /// Appends the new events to the log and applies everything else
+    /// collected since the last commit as one atomic batch. Not yet
+    /// durable: follow with [`Store::wait_durable`].
     pub fn commit(&mut self) -> Result<()> {
         if !self.dirty {
             return Ok(());
         }
+        let room = self.engine.room();
         let (mut batch, metas) = self.engine.history_mut().take_batch()?;
-        views::flush_postings(&self.engine.room(), &mut self.postings, &mut self.ops)?;
-        // New events and changed verdicts.
-        for (id, meta, verdict) in metas {
-            let signed = match self.events.remove(&id) {
-                Some(e) => e.signed,
-                None => match history::read_record(&self.data, &id)? {
-                    Some(r) => r.signed,
-                    None => {
-                        return Err(Error::Corrupt {
-                            what: "event record",
-                            detail: format!("verdict for {id} without its event"),
-                        });
-                    }
-                },
-            };
-            let rec = EventRecord {
-                room: self.engine.room(),
-                meta: (*meta).clone(),
-                verdict,
-                signed,
-            };
-            batch.insert(
-                key(P_EVENT, &[id.as_bytes()]),
-                encode("event record", &rec)?,
-            );
-        }
-        // Content dropped from events whose verdict did not change.
-        for (id, e) in self.events.drain() {
-            if let Some(mut rec) = history::read_record(&self.data, &id)? {
-                rec.signed = e.signed;
+        views::flush_postings(&room, &mut self.postings, &mut self.ops)?;
+        let fresh = std::mem::take(&mut self.fresh);
+        let purged = std::mem::take(&mut self.purged);
+        let mut logged = std::mem::take(&mut self.logged);
+        let ops = std::mem::take(&mut self.ops);
+        self.dirty = false;
+        let to_append: Vec<(RoomId, &SignedEvent)> = fresh
+            .iter()
+            .filter(|(id, _)| !logged.contains_key(id))
+            .map(|(_, s)| (room, s))
+            .collect();
+        let data = &self.data;
+        let log = &self.log;
+        let hot = encode("room hot state", self.engine.hot())?;
+        let purged_set: HashSet<EventId> = purged.iter().copied().collect();
+        let meta_ids: HashSet<EventId> = metas.iter().map(|(id, _, _)| *id).collect();
+        log.commit(&to_append, |locs, end| {
+            let new: Vec<EventId> = fresh
+                .iter()
+                .filter(|(id, _)| !logged.contains_key(id))
+                .map(|(id, _)| *id)
+                .collect();
+            for (id, loc) in new.into_iter().zip(locs) {
+                logged.insert(id, *loc);
+            }
+            // New events and changed verdicts.
+            for (id, meta, verdict) in metas {
+                let body = match logged.get(&id) {
+                    Some(loc) => Body::Logged(*loc),
+                    None => match history::read_record(data, &id)? {
+                        Some(r) => match r.body {
+                            Body::Inline(mut s) if purged_set.contains(&id) => {
+                                s.content = None;
+                                Body::Inline(s)
+                            }
+                            b => b,
+                        },
+                        None => {
+                            return Err(Error::Corrupt {
+                                what: "event record",
+                                detail: format!("verdict for {id} without its event"),
+                            });
+                        }
+                    },
+                };
+                let rec = EventRecord {
+                    room,
+                    meta: (*meta).clone(),
+                    verdict,
+                    body,
+                };
                 batch.insert(
                     key(P_EVENT, &[id.as_bytes()]),
                     encode("event record", &rec)?,
                 );
             }
-        }
-        for (k, v) in self.ops.drain(..) {
-            batch.insert(k, v);
-        }
-        batch.insert(
-            key(P_HOT, &[self.engine.room().as_bytes()]),
-            encode("room hot state", self.engine.hot())?,
-        );
-        self.dirty = false;
-        self.data
-            .apply_batch(batch)
-            .map_err(store_err("apply batch"))
+            // Content a deletion takes: erased in the log once the
+            // deletion is durable; the intent lands with the deletion.
+            for id in &purged {
+                if let Some(rec) = history::read_record(data, id)? {
+                    if matches!(rec.body, Body::Inline(_)) && meta_ids.contains(id) {
+                        continue;
+                    }
+                    match rec.body {
+                        Body::Logged(loc) => {
+                            batch.insert(erase_key(&loc), &[] as &[u8]);
+                            log.erase_after(loc, end);
+                        }
+                        Body::Inline(mut s) => {
+                            s.content = None;
+                            let rec = EventRecord {
+                                body: Body::Inline(s),
+                                ..rec
+                            };
+                            batch.insert(
+                                key(P_EVENT, &[id.as_bytes()]),
+                                encode("event record", &rec)?,
+                            );
+                        }
+                    }
+                }
+            }
+            for (k, v) in ops {
+                batch.insert(k, v);
+            }
+            batch.insert(key(P_HOT, &[room.as_bytes()]), hot);
+            data.apply_batch(batch).map_err(store_err("apply batch"))
+        })
     }
 }
 
+#[cfg(test)]
+mod log_tests;
 #[cfg(test)]
 mod tests;

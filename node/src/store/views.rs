@@ -161,9 +161,12 @@ pub(crate) fn index(
 /// The content of a record, if it still has one. It was checked against
 /// its hash when the event was accepted; decoding it again is all a view
 /// needs.
-fn record_content(rec: &super::EventRecord) -> Option<Content> {
-    let content = rec.signed.content.as_ref()?;
-    Content::decode_for(&rec.meta.kind, content).ok()
+fn record_content(store: &Store, rec: &super::EventRecord) -> Result<Option<Content>> {
+    let signed = store.signed_of(rec)?;
+    Ok(signed
+        .content
+        .as_ref()
+        .and_then(|c| Content::decode_for(&rec.meta.kind, c).ok()))
 }
 
 /// A message as people see it now.
@@ -217,7 +220,10 @@ impl Store {
     }
 
     fn content_of(&self, id: &EventId) -> Result<Option<Content>> {
-        Ok(super::history::read_record(&self.data, id)?.and_then(|r| record_content(&r)))
+        match super::history::read_record(&self.data, id)? {
+            Some(r) => record_content(self, &r),
+            None => Ok(None),
+        }
     }
 
     /// The message as shown now, or `None` if it is not an accepted message.
@@ -229,7 +235,7 @@ impl Store {
             return Ok(None);
         }
         let room = rec.room;
-        let mut body = match record_content(&rec) {
+        let mut body = match record_content(self, &rec)? {
             Some(Content::Message(m)) => Some(m.body),
             _ => None,
         };
@@ -308,7 +314,7 @@ impl Store {
         let Some(rec) = super::history::read_record(&self.data, id)? else {
             return Ok(None);
         };
-        let Some(Content::Message(m)) = record_content(&rec) else {
+        let Some(Content::Message(m)) = record_content(self, &rec)? else {
             return Ok(None);
         };
         if !rec.verdict.is_accepted() || !matches!(rec.meta.kind, EventKind::Message) {

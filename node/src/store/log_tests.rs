@@ -1,0 +1,343 @@
+//! The log as the source of truth: a tail the index lacks is judged again
+//! on open, deleted text leaves the log's files, and stores of schema 3
+//! move their events into the log.
+#![allow(clippy::unwrap_used)]
+
+use confab_wire::event::{Content, CreateRoom, MessageContent, ReasonContent, Visibility};
+use confab_wire::{EventHeader, EventKind, NodeKey, UserId};
+
+use super::tests::raw_sled;
+use super::*;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn key_() -> NodeKey {
+    NodeKey::from_secret(&[5; 32])
+}
+
+fn carol() -> UserId {
+    UserId::new(key_().node_id(), "carol").unwrap()
+}
+
+fn create() -> VerifiedEvent {
+    let h = EventHeader::create(
+        carol(),
+        CreateRoom::named("durable", Visibility::Public, false),
+        T0,
+    );
+    key_().sign_event(h, &Content::Empty).unwrap()
+}
+
+fn sign(room: &Room, kind: EventKind, content: &Content, ts: u64) -> VerifiedEvent {
+    let h = room.engine().next_header(carol(), kind, ts);
+    key_().sign_event(h, content).unwrap()
+}
+
+fn text(body: &str) -> Content {
+    Content::Message(MessageContent {
+        body: body.into(),
+        ..Default::default()
+    })
+}
+
+fn log_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir.join("log")).unwrap() {
+        all.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    all
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Events made by a scratch room, to hand to the store under test.
+fn events(n: u64) -> (VerifiedEvent, Vec<VerifiedEvent>, [u8; 32]) {
+    let scratch = Store::temporary().unwrap();
+    let c = create();
+    let mut room = scratch.create_room(&c).unwrap();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let ev = sign(&room, EventKind::Message, &text(&format!("m{i}")), T0 + i);
+        room.submit(&ev, T0 + i).unwrap().unwrap();
+        room.commit().unwrap();
+        out.push(ev);
+    }
+    (c, out, room.engine().digest())
+}
+
+#[test]
+fn events_the_log_holds_beyond_the_index_are_judged_again_on_open() {
+    let (c, evs, digest) = events(15);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut room = store.create_room(&c).unwrap();
+        for ev in &evs[..10] {
+            room.submit(ev, T0).unwrap().unwrap();
+        }
+        room.commit().unwrap();
+        store.wait_durable().unwrap();
+        // A crash after the log write and before the index write: the
+        // last five are in the log only.
+        let rest: Vec<(RoomId, &SignedEvent)> =
+            evs[10..].iter().map(|e| (c.room(), e.signed())).collect();
+        store.log.commit(&rest, |_, _| Ok(())).unwrap();
+        store.log.sync().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let room = store.open_room(&c.room()).unwrap().unwrap();
+    assert_eq!(room.engine().len(), 16);
+    assert_eq!(room.engine().digest(), digest);
+    for ev in &evs {
+        assert_eq!(store.event(&ev.id()).unwrap().unwrap().signed, *ev.signed());
+    }
+    // Replayed once: the log holds each event once, and a second open
+    // finds nothing to do.
+    assert_eq!(log_records(&store), 16);
+    drop(room);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(log_records(&store), 16);
+    let mut room = store.open_room(&c.room()).unwrap().unwrap();
+    assert!(room.audit().is_clean());
+}
+
+fn log_records(store: &Store) -> usize {
+    let mut n = 0;
+    store
+        .log
+        .scan(|_, _| {
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+    n
+}
+
+#[test]
+fn a_torn_last_record_is_cut_and_the_rest_opens() {
+    let (c, evs, _) = events(3);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut room = store.create_room(&c).unwrap();
+        for ev in &evs {
+            room.submit(ev, T0).unwrap().unwrap();
+        }
+        room.commit().unwrap();
+        store.wait_durable().unwrap();
+    }
+    let seg = std::fs::read_dir(dir.path().join("log"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &[b'e', 0, 0, 1, 0, 9, 9]).unwrap();
+    drop(f);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store.open_room(&c.room()).unwrap().unwrap().engine().len(),
+        4
+    );
+    assert_eq!(log_records(&store), 4);
+}
+
+#[test]
+fn deleted_text_leaves_the_log_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = create();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut room = store.create_room(&c).unwrap();
+        let m = sign(&room, EventKind::Message, &text("zebra-secret-1"), T0 + 1);
+        room.submit(&m, T0 + 1).unwrap().unwrap();
+        room.commit().unwrap();
+        store.wait_durable().unwrap();
+        assert!(contains(&log_bytes(dir.path()), b"zebra-secret-1"));
+        let reason = Content::Reason(ReasonContent {
+            reason: "gone".into(),
+        });
+        let r = sign(&room, EventKind::Redact { target: m.id() }, &reason, T0 + 2);
+        room.submit(&r, T0 + 2).unwrap().unwrap();
+        room.commit().unwrap();
+        // Gone for readers at once.
+        assert!(
+            store
+                .event(&m.id())
+                .unwrap()
+                .unwrap()
+                .signed
+                .content
+                .is_none()
+        );
+        // The deletion's flush, then the one that makes its erasure durable.
+        store.wait_durable().unwrap();
+        store.wait_durable().unwrap();
+        assert!(!contains(&log_bytes(dir.path()), b"zebra-secret-1"));
+        let stored = store.event(&m.id()).unwrap().unwrap();
+        assert!(stored.signed.content.is_none());
+        assert_eq!(stored.signed.verify().unwrap().id(), m.id());
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.data.scan_prefix([P_ERASE]).next().is_none());
+}
+
+#[test]
+fn an_erasure_cut_short_by_a_crash_is_done_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = create();
+    let m;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut room = store.create_room(&c).unwrap();
+        m = sign(&room, EventKind::Message, &text("yak-secret-2"), T0 + 1);
+        room.submit(&m, T0 + 1).unwrap().unwrap();
+        let reason = Content::Reason(ReasonContent {
+            reason: "gone".into(),
+        });
+        let r = sign(&room, EventKind::Redact { target: m.id() }, &reason, T0 + 2);
+        room.commit().unwrap();
+        room.submit(&r, T0 + 2).unwrap().unwrap();
+        room.commit().unwrap();
+        // The deletion is durable (log and index), its erasure not done.
+        store.log.sync().unwrap();
+        store.db.flush().unwrap();
+        assert!(contains(&log_bytes(dir.path()), b"yak-secret-2"));
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!contains(&log_bytes(dir.path()), b"yak-secret-2"));
+    assert!(
+        store
+            .event(&m.id())
+            .unwrap()
+            .unwrap()
+            .signed
+            .content
+            .is_none()
+    );
+    assert!(store.data.scan_prefix([P_ERASE]).next().is_none());
+}
+
+#[test]
+fn a_schema_3_store_moves_its_events_into_the_log() {
+    let (c, evs, digest) = events(40);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut room = store.create_room(&c).unwrap();
+        for ev in &evs {
+            room.submit(ev, T0).unwrap().unwrap();
+            room.commit().unwrap();
+        }
+        store.wait_durable().unwrap();
+    }
+    // Schema 3's shape: each record holds its event's bytes; no log.
+    {
+        #[derive(bincode::Encode)]
+        struct RecordV3 {
+            room: RoomId,
+            meta: crate::engine::EventMeta,
+            verdict: Verdict,
+            signed: SignedEvent,
+        }
+        let bytes: HashMap<EventId, SignedEvent> = std::iter::once(&c)
+            .chain(&evs)
+            .map(|e| (e.id(), e.signed().clone()))
+            .collect();
+        let db = raw_sled(dir.path());
+        let data = db.open_tree("room_data").unwrap();
+        for item in data.scan_prefix([P_EVENT]) {
+            let (k, v) = item.unwrap();
+            let rec: EventRecord = decode("record", &v).unwrap();
+            let id = EventId(k[1..33].try_into().unwrap());
+            let old = RecordV3 {
+                room: rec.room,
+                meta: rec.meta,
+                verdict: rec.verdict,
+                signed: bytes[&id].clone(),
+            };
+            data.insert(k, encode("record", &old).unwrap()).unwrap();
+        }
+        let meta = db.open_tree("meta").unwrap();
+        meta.insert("schema", &3u32.to_be_bytes()).unwrap();
+        meta.remove(LOG_CHECKED).unwrap();
+        db.flush().unwrap();
+        std::fs::remove_dir_all(dir.path().join("log")).unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema().unwrap(), SCHEMA_VERSION);
+    let room = store.open_room(&c.room()).unwrap().unwrap();
+    assert_eq!(room.engine().digest(), digest);
+    for ev in std::iter::once(&c).chain(&evs) {
+        assert_eq!(store.event(&ev.id()).unwrap().unwrap().signed, *ev.signed());
+    }
+    assert_eq!(log_records(&store), 41);
+    assert!(contains(&log_bytes(dir.path()), b"m39"));
+}
+
+#[test]
+fn a_backup_carries_the_events_and_the_restored_store_logs_them() {
+    let (c, evs, digest) = events(20);
+    let store = Store::temporary().unwrap();
+    let mut room = store.create_room(&c).unwrap();
+    for ev in &evs {
+        room.submit(ev, T0).unwrap().unwrap();
+    }
+    room.commit().unwrap();
+    store.wait_durable().unwrap();
+    let header = confab_wire::backup::BackupHeader {
+        node: key_().node_id(),
+        name: "test".into(),
+        created: T0,
+        software: "test".into(),
+    };
+    let mut file = Vec::new();
+    store
+        .write_backup(&header, b"key", |piece| {
+            file.extend(piece);
+            Ok(())
+        })
+        .unwrap();
+    // Restore it as the offline restore does: every tree, entry by entry.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = raw_sled(dir.path());
+        let mut reader = confab_wire::backup::BackupReader::default();
+        reader.push(&file);
+        let mut tree = None;
+        while let Some(item) = reader.next_item().unwrap() {
+            match item {
+                confab_wire::backup::BackupItem::Tree(name) => {
+                    tree = Some(db.open_tree(name).unwrap());
+                }
+                confab_wire::backup::BackupItem::Entry { key, value } => {
+                    tree.as_ref().unwrap().insert(key, value).unwrap();
+                }
+                _ => {}
+            }
+        }
+        db.flush().unwrap();
+    }
+    let restored = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        restored
+            .open_room(&c.room())
+            .unwrap()
+            .unwrap()
+            .engine()
+            .digest(),
+        digest
+    );
+    assert_eq!(log_records(&restored), 21);
+    assert!(restored.meta.get(INLINE).unwrap().is_none());
+    for ev in &evs {
+        let rec = history::read_record(&restored.data, &ev.id())
+            .unwrap()
+            .unwrap();
+        assert!(matches!(rec.body, Body::Logged(_)));
+    }
+}

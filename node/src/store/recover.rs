@@ -1,0 +1,169 @@
+//! Bringing the index level with the log when the store opens.
+//!
+//! The log is written before the index, and made durable before sled's
+//! flush records how far both go (`log_checked`). So after a crash the
+//! index may lack the last records of the log (their events are judged
+//! again, in log order, which is the order they were judged in), and
+//! deletions may be durable whose erasures were not done (the `X` intents
+//! say which). A room whose index points past the end of the log means
+//! writes reached the disk out of order (a power loss): the store says so
+//! rather than open a room it cannot trust.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use confab_wire::RoomId;
+
+use super::log::{Loc, Record};
+use super::{
+    Body, INLINE, P_ERASE, P_EVENT, P_HOT, Room, Store, decode, history, key, migrate, store_err,
+};
+use crate::engine::Hot;
+use crate::error::{Error, Result};
+
+impl Store {
+    /// Runs once in [`Store::open`], before anything reads the store.
+    pub(super) fn recover(&self, tail: Vec<(Loc, Record)>) -> Result<()> {
+        if self
+            .meta
+            .get(INLINE)
+            .map_err(store_err("read flags"))?
+            .is_some()
+        {
+            migrate::relocate_inline(&self.data, &self.meta, &self.log)?;
+        }
+        self.finish_erasures()?;
+        self.check_rooms_within_log()?;
+        self.replay(tail)
+    }
+
+    /// Erases the content of deletions recorded durable whose erasure may
+    /// not have reached the disk.
+    fn finish_erasures(&self) -> Result<()> {
+        let mut done = Vec::new();
+        for k in self.data.scan_prefix([P_ERASE]).keys() {
+            let k = k.map_err(store_err("scan erasures"))?;
+            let (Some(pos), Some(len)) = (
+                k.get(1..9).and_then(|b| b.try_into().ok()),
+                k.get(9..13).and_then(|b| b.try_into().ok()),
+            ) else {
+                continue;
+            };
+            let loc = Loc {
+                pos: u64::from_be_bytes(pos),
+                len: u32::from_be_bytes(len),
+            };
+            if loc.end() <= self.log.end() {
+                self.log.erase_now(loc)?;
+            }
+            done.push(k);
+        }
+        if done.is_empty() {
+            return Ok(());
+        }
+        self.log.sync()?;
+        for k in done {
+            self.data.remove(k).map_err(store_err("clear erasure"))?;
+        }
+        Ok(())
+    }
+
+    /// Refuses to open a room whose latest events the log does not hold.
+    fn check_rooms_within_log(&self) -> Result<()> {
+        let end = self.log.end();
+        for item in self.data.scan_prefix([P_HOT]) {
+            let (k, v) = item.map_err(store_err("read room"))?;
+            // A damaged room fails when it is opened, not the whole store.
+            let Ok(hot) = decode::<Hot>("room hot state", &v) else {
+                continue;
+            };
+            for head in &hot.heads {
+                let Some(rec) = history::read_record(&self.data, head)? else {
+                    continue;
+                };
+                if let Body::Logged(loc) = rec.body
+                    && loc.end() > end
+                {
+                    let room = k.get(1..33).map(hex::encode).unwrap_or_default();
+                    return Err(Error::Corrupt {
+                        what: "event log",
+                        detail: format!(
+                            "room {room} is indexed up to position {} but the log ends at \
+                             {end}: writes reached the disk out of order; restore the \
+                             store from a backup (the node then catches up from its peers)",
+                            loc.end()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Judges again the events of the log's tail that the index lacks.
+    fn replay(&self, tail: Vec<(Loc, Record)>) -> Result<()> {
+        let mut rooms: HashMap<RoomId, Room> = HashMap::new();
+        let mut replayed = 0u64;
+        for (loc, rec) in tail {
+            let ev = match rec.signed.verify() {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::warn!(position = loc.pos, error = %e, "a log record does not verify; skipped");
+                    continue;
+                }
+            };
+            if ev.room() != rec.room {
+                tracing::warn!(
+                    position = loc.pos,
+                    "a log record names another room; skipped"
+                );
+                continue;
+            }
+            let indexed = self
+                .data
+                .contains_key(key(P_EVENT, &[ev.id().as_bytes()]))
+                .map_err(store_err("read event"))?;
+            if indexed {
+                continue;
+            }
+            let room = match rooms.entry(rec.room) {
+                Entry::Occupied(o) => o.into_mut(),
+                Entry::Vacant(v) => match self.open_room(&rec.room)? {
+                    Some(r) => v.insert(r),
+                    None => {
+                        match self.create_room_at(&ev, Some(loc)) {
+                            Ok(r) => {
+                                v.insert(r);
+                                replayed += 1;
+                            }
+                            Err(e) => {
+                                tracing::warn!(position = loc.pos, error = %e, "a logged event of a room not held; skipped");
+                            }
+                        }
+                        continue;
+                    }
+                },
+            };
+            room.logged.insert(ev.id(), loc);
+            // Judged as when it came: no event waits for its time again.
+            match room.submit(&ev, u64::MAX)? {
+                Ok(_) => replayed += 1,
+                Err(refusal) => {
+                    room.logged.remove(&ev.id());
+                    tracing::warn!(position = loc.pos, %refusal, "a logged event was refused on replay");
+                }
+            }
+        }
+        for room in rooms.values_mut() {
+            room.commit()?;
+        }
+        if replayed > 0 {
+            tracing::info!(
+                events = replayed,
+                "indexed the events the log held beyond the index"
+            );
+            self.wait_durable()?;
+        }
+        Ok(())
+    }
+}
