@@ -5,13 +5,15 @@
 //! the log position covered is recorded; sled's flush makes all of that
 //! and every index write before it durable; then the content of deletions
 //! now durable is erased (durable with the next flush, and redone on open
-//! from the intents if a crash comes first).
+//! from the intents if a crash comes first). Sealed search windows are
+//! written before sled's flush.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use super::log::{Loc, Log};
+use super::search::{self, SharedSearch};
 use crate::metrics::StoreMetrics;
 
 use crate::error::{Error, Result};
@@ -43,6 +45,7 @@ impl Flusher {
         data: sled::Tree,
         meta: sled::Tree,
         log: Arc<Log>,
+        search: SharedSearch,
     ) -> Flusher {
         let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let s = shared.clone();
@@ -53,6 +56,7 @@ impl Flusher {
             data,
             meta,
             log,
+            search,
         };
         let thread = std::thread::Builder::new()
             .name("confab-flush".into())
@@ -124,6 +128,7 @@ struct Parts {
     data: sled::Tree,
     meta: sled::Tree,
     log: Arc<Log>,
+    search: SharedSearch,
 }
 
 impl Parts {
@@ -139,7 +144,10 @@ impl Parts {
         self.meta
             .insert(super::LOG_CHECKED, &applied.to_be_bytes())
             .map_err(|e| e.to_string())?;
+        let windows = search::sealed(&self.search);
+        search::write(&windows, &self.data, &self.meta).map_err(|e| e.to_string())?;
         self.db.flush().map_err(|e| e.to_string())?;
+        search::forget(&self.search, &windows);
         *erased = self.log.erase_due(applied).map_err(|e| e.to_string())?;
         Ok(())
     }

@@ -524,9 +524,15 @@ impl Log {
     }
 
     /// Reads every record in order from the start (a rebuild or a check).
-    pub fn scan(&self, mut f: impl FnMut(Loc, Record) -> Result<()>) -> Result<()> {
+    pub fn scan(&self, f: impl FnMut(Loc, Record) -> Result<()>) -> Result<()> {
+        self.scan_from(0, f)
+    }
+
+    /// Reads every record in order from position `from` (a record's start).
+    pub fn scan_from(&self, from: u64, mut f: impl FnMut(Loc, Record) -> Result<()>) -> Result<()> {
         let end = self.end();
-        let mut pos = self.lock().files.keys().next().copied().unwrap_or(0);
+        let first = self.lock().files.keys().next().copied().unwrap_or(0);
+        let mut pos = from.max(first);
         while pos < end {
             let (file, base) = {
                 let s = self.lock();

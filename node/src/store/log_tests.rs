@@ -341,3 +341,78 @@ fn a_backup_carries_the_events_and_the_restored_store_logs_them() {
         assert!(matches!(rec.body, Body::Logged(_)));
     }
 }
+
+#[test]
+fn postings_in_memory_when_the_node_stops_are_found_again_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = create();
+    let mut ids = Vec::new();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut room = store.create_room(&c).unwrap();
+        for i in 0..5 {
+            let m = sign(
+                &room,
+                EventKind::Message,
+                &text(&format!("walrus {i}")),
+                T0 + i,
+            );
+            room.submit(&m, T0 + i).unwrap().unwrap();
+            room.commit().unwrap();
+            ids.push(m.id());
+        }
+        store.wait_durable().unwrap();
+        assert_eq!(store.search(None, "walrus", None, 10).unwrap().len(), 5);
+        // A window this small stays in memory: nothing in sled yet.
+        assert!(store.data.scan_prefix([search_prefix()]).next().is_none());
+    }
+    let store = Store::open(dir.path()).unwrap();
+    ids.reverse();
+    assert_eq!(store.search(None, "walrus", None, 10).unwrap(), ids);
+}
+
+fn search_prefix() -> u8 {
+    views::P_WORD
+}
+
+#[test]
+fn a_full_window_of_postings_is_written_as_blocks_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = create();
+    let words: Vec<String> = (0..40).map(|w| format!("word{w}")).collect();
+    let body = words.join(" ");
+    let per_message = search::terms(&body).len();
+    let messages = search::SEARCH_WINDOW / per_message + 1;
+    let store = Store::open(dir.path()).unwrap();
+    let mut room = store.create_room(&c).unwrap();
+    for i in 0..messages as u64 {
+        let m = sign(&room, EventKind::Message, &text(&body), T0 + i);
+        room.submit(&m, T0 + i).unwrap().unwrap();
+        if i % 256 == 255 {
+            room.commit().unwrap();
+        }
+    }
+    room.commit().unwrap();
+    store.wait_durable().unwrap();
+    // One block per term for the whole window, not one per commit.
+    let blocks = store.data.scan_prefix([search_prefix()]).count();
+    assert_eq!(blocks, per_message);
+    assert!(store.meta.get(search::SEARCH_THROUGH).unwrap().is_some());
+    assert_eq!(
+        store
+            .search(None, "word7", None, messages + 5)
+            .unwrap()
+            .len(),
+        messages
+    );
+    drop(room);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store
+            .search(None, "word7 word8", None, messages + 5)
+            .unwrap()
+            .len(),
+        messages
+    );
+}

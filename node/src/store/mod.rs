@@ -44,6 +44,7 @@ mod history;
 pub mod log;
 mod migrate;
 mod recover;
+pub mod search;
 pub mod views;
 
 use std::collections::{HashMap, HashSet};
@@ -153,6 +154,8 @@ pub struct Store {
     data: sled::Tree,
     meta: sled::Tree,
     log: Arc<log::Log>,
+    /// Search postings not yet written to sled.
+    search: search::SharedSearch,
     /// Where a temporary store's log lives (removed with the last clone).
     _scratch: Option<Arc<tempfile::TempDir>>,
     /// The store was created by this open (it held nothing before).
@@ -295,17 +298,20 @@ impl Store {
                 fresh = true;
             }
         }
+        let search = search::SharedSearch::default();
         let flusher = Arc::new(Flusher::start(
             db.clone(),
             data.clone(),
             meta.clone(),
             log.clone(),
+            search.clone(),
         ));
         let store = Store {
             db,
             data,
             meta,
             log,
+            search,
             _scratch: scratch,
             fresh,
             volatile: false,
@@ -424,7 +430,7 @@ impl Store {
         let engine = RoomEngine::create(create, history).map_err(|r| Error::Refused {
             reason: r.to_string(),
         })?;
-        let mut room = Room::new(engine, self.data.clone(), self.log.clone());
+        let mut room = Room::new(engine, self);
         if let Some(loc) = logged {
             room.logged.insert(create.id(), loc);
         }
@@ -444,11 +450,7 @@ impl Store {
         };
         let hot: Hot = decode("room hot state", &bytes)?;
         let history = SledHistory::new(*room, self.data.clone());
-        Ok(Some(Room::new(
-            RoomEngine::open(history, hot),
-            self.data.clone(),
-            self.log.clone(),
-        )))
+        Ok(Some(Room::new(RoomEngine::open(history, hot), self)))
     }
 
     /// Every stored room.
@@ -639,6 +641,7 @@ pub struct Room {
     engine: RoomEngine<SledHistory>,
     data: sled::Tree,
     log: Arc<log::Log>,
+    search: search::SharedSearch,
     /// New events since the last commit, in the order they came (the log
     /// keeps it, so a replay judges them in the same order).
     fresh: Vec<(EventId, SignedEvent)>,
@@ -649,22 +652,23 @@ pub struct Room {
     /// Index writes since the last commit.
     ops: Vec<(Vec<u8>, Vec<u8>)>,
     /// Search postings since the last commit.
-    postings: views::Postings,
+    postings: search::Postings,
     /// Something to commit.
     dirty: bool,
 }
 
 impl Room {
-    fn new(engine: RoomEngine<SledHistory>, data: sled::Tree, log: Arc<log::Log>) -> Room {
+    fn new(engine: RoomEngine<SledHistory>, store: &Store) -> Room {
         Room {
             engine,
-            data,
-            log,
+            data: store.data.clone(),
+            log: store.log.clone(),
+            search: store.search.clone(),
             fresh: Vec::new(),
             purged: Vec::new(),
             logged: HashMap::new(),
             ops: Vec::new(),
-            postings: views::Postings::new(),
+            postings: search::Postings::new(),
             dirty: false,
         }
     }
@@ -787,11 +791,12 @@ impl Room {
         }
         let room = self.engine.room();
         let (mut batch, metas) = self.engine.history_mut().take_batch()?;
-        views::flush_postings(&room, &mut self.postings, &mut self.ops)?;
         let fresh = std::mem::take(&mut self.fresh);
         let purged = std::mem::take(&mut self.purged);
         let mut logged = std::mem::take(&mut self.logged);
         let ops = std::mem::take(&mut self.ops);
+        let postings = std::mem::take(&mut self.postings);
+        let search = &self.search;
         self.dirty = false;
         let to_append: Vec<(RoomId, &SignedEvent)> = fresh
             .iter()
@@ -873,7 +878,9 @@ impl Room {
                 batch.insert(k, v);
             }
             batch.insert(key(P_HOT, &[room.as_bytes()]), hot);
-            data.apply_batch(batch).map_err(store_err("apply batch"))
+            data.apply_batch(batch).map_err(store_err("apply batch"))?;
+            search::add(search, room, postings, end);
+            Ok(())
         })
     }
 }

@@ -34,7 +34,8 @@ impl Store {
         }
         self.finish_erasures()?;
         self.check_rooms_within_log()?;
-        self.replay(tail)
+        self.replay(tail)?;
+        self.rederive_search()
     }
 
     /// Erases the content of deletions recorded durable whose erasure may

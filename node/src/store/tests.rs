@@ -518,7 +518,7 @@ fn unread_counts_follow_read_positions() {
 #[test]
 fn search_terms_are_words_lowercased() {
     assert_eq!(
-        views::terms("Hello, **World**! hello a 42 café"),
+        search::terms("Hello, **World**! hello a 42 café"),
         vec!["42", "café", "hello", "world"]
     );
 }

@@ -1,20 +1,16 @@
 //! Read models over the stored events: threads, reactions, edits,
-//! deletions, mentions, read positions, unread counts and full-text search.
+//! deletions, mentions, read positions and unread counts.
 //!
 //! Index entries are written with the event, whatever its verdict; every
 //! query keeps only what is accepted and not deleted *now*, so a re-fold
 //! that flips a verdict, or a later redaction, needs no index rewrite.
 //!
-//! The word index keeps one posting block per term per commit (all the
-//! room's events of that commit holding the term), not one key per word
-//! occurrence: a sled key costs microseconds to write, and a 200-byte
-//! message holds some 25 words.
+//! The word index is in [`super::search`].
 //!
 //! | key                                              | value   |
 //! |--------------------------------------------------|---------|
 //! | `T` root depth(BE) event                         | —       |
 //! | `U` node len localpart ts(BE) event              | room    |
-//! | `W` term 0x00 max_ts(BE) first_event             | room, [(ts, event)] |
 //! | `P` room node len localpart                      | depth(BE) event |
 //! | `Q` room node len localpart                      | depth(BE) event (a remote member's node holds the direct room up to it) |
 //! | `A` blob room                                    | — (a message in the room attaches the blob) |
@@ -38,8 +34,6 @@ pub(crate) const P_DELIVERED: u8 = b'Q';
 pub(crate) const P_INVITE: u8 = b'I';
 pub(crate) const P_ATTACHED: u8 = b'A';
 
-/// Most distinct search terms indexed per message.
-pub const MAX_TERMS_PER_MESSAGE: usize = 256;
 /// Unread counts stop here ("999+").
 pub const UNREAD_CAP: u32 = 999;
 
@@ -51,54 +45,11 @@ pub(crate) fn user_key(u: &UserId) -> Vec<u8> {
     k
 }
 
-/// Splits text into lowercase search terms (2 to 32 bytes of letters and
-/// digits), each once.
-pub fn terms(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| (2..=32).contains(&w.len()))
-        .map(str::to_lowercase)
-        .collect();
-    out.sort();
-    out.dedup();
-    out.truncate(MAX_TERMS_PER_MESSAGE);
-    out
-}
-
-/// Search postings collected for one commit: term → (ts, event).
-pub(crate) type Postings = BTreeMap<String, Vec<(u64, EventId)>>;
-
-/// Writes one posting block per term.
-pub(crate) fn flush_postings(
-    room: &RoomId,
-    postings: &mut Postings,
-    ops: &mut Vec<(Vec<u8>, Vec<u8>)>,
-) -> Result<()> {
-    for (term, mut entries) in std::mem::take(postings) {
-        entries.sort_unstable_by(|a, b| b.cmp(a));
-        let (max_ts, first) = entries[0];
-        let block = (room.0, entries);
-        ops.push((
-            key(
-                P_WORD,
-                &[
-                    term.as_bytes(),
-                    &[0],
-                    &max_ts.to_be_bytes(),
-                    first.as_bytes(),
-                ],
-            ),
-            super::encode("posting block", &block)?,
-        ));
-    }
-    Ok(())
-}
-
 /// Index entries for a newly stored event.
 pub(crate) fn index(
     ev: &VerifiedEvent,
     ops: &mut Vec<(Vec<u8>, Vec<u8>)>,
-    postings: &mut Postings,
+    postings: &mut super::search::Postings,
 ) {
     let h = ev.header();
     let room = ev.room();
@@ -153,9 +104,7 @@ pub(crate) fn index(
             room.as_bytes().to_vec(),
         ));
     }
-    for t in terms(&body) {
-        postings.entry(t).or_default().push((h.ts, target));
-    }
+    super::search::collect(&body, h.ts, target, postings);
 }
 
 /// The content of a record, if it still has one. It was checked against
@@ -515,89 +464,5 @@ impl Store {
             }
         }
         Ok(n)
-    }
-
-    /// Full-text search: messages whose current text holds every term of
-    /// `query`, newest first (by ts, then id), in `rooms` (all rooms if
-    /// `None`), after the cursor `before` = (ts, id) of the last result
-    /// already seen (the id too, as several messages can share a ts).
-    /// Deleted messages and words removed by an edit are never found.
-    pub fn search(
-        &self,
-        rooms: Option<&[RoomId]>,
-        query: &str,
-        before: Option<(u64, EventId)>,
-        limit: usize,
-    ) -> Result<Vec<EventId>> {
-        let words = terms(query);
-        let Some(first) = words.first() else {
-            return Ok(Vec::new());
-        };
-        let prefix = key(P_WORD, &[first.as_bytes(), &[0]]);
-        // Blocks come newest-first by their newest entry (ts, id); entries
-        // of an older block may still be newer than some of a newer one, so
-        // merge through a heap and emit only what no unread block can beat.
-        // Order and cursor are (ts, id), so that results of one ts page
-        // exactly too.
-        let mut blocks = self.data.scan_prefix(&prefix).rev().peekable();
-        let mut heap: std::collections::BinaryHeap<(u64, EventId, RoomId)> =
-            std::collections::BinaryHeap::new();
-        let mut out: Vec<EventId> = Vec::new();
-        loop {
-            // The newest entry of the next block; `None` once all are read.
-            let next_max: Option<(u64, EventId)> = match blocks.peek() {
-                Some(Ok((k, _))) => Some((
-                    k.get(prefix.len()..prefix.len() + 8)
-                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                        .map_or(0, u64::from_be_bytes),
-                    k.get(prefix.len() + 8..prefix.len() + 40)
-                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                        .map_or(EventId([0; 32]), EventId),
-                )),
-                _ => None,
-            };
-            while heap
-                .peek()
-                .is_some_and(|(ts, id, _)| next_max.is_none_or(|n| (*ts, *id) >= n))
-            {
-                let Some((_, id, room)) = heap.pop() else {
-                    break;
-                };
-                if out.contains(&id) {
-                    continue;
-                }
-                if let Some(rooms) = rooms
-                    && !rooms.contains(&room)
-                {
-                    continue;
-                }
-                // Check against the text as it is now (edits, deletions).
-                let Some(view) = self.message_view(&id)? else {
-                    continue;
-                };
-                let Some(body) = &view.body else {
-                    continue;
-                };
-                let now = terms(body);
-                if words.iter().all(|w| now.binary_search(w).is_ok()) {
-                    out.push(id);
-                    if out.len() == limit {
-                        return Ok(out);
-                    }
-                }
-            }
-            let Some(block) = blocks.next() else {
-                break;
-            };
-            let (_, value) = block.map_err(store_err("scan search index"))?;
-            let (room, entries): ([u8; 32], Vec<(u64, EventId)>) =
-                super::decode("posting block", &value)?;
-            for (ts, id) in entries {
-                if before.is_none_or(|b| (ts, id) < b) {
-                    heap.push((ts, id, RoomId(room)));
-                }
-            }
-        }
-        Ok(out)
     }
 }
