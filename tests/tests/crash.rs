@@ -68,6 +68,12 @@ fn every_acknowledged_event_survives_sigkill() {
             assert!(r.engine().contains(id), "round {round}: {id} not indexed");
         }
         assert!(r.engine().len() as usize > acked.len(), "round {round}");
+        let check = store.check_log().unwrap();
+        assert!(
+            check.agrees(),
+            "round {round}: index and log disagree: {check:?}"
+        );
+        assert_eq!(check.records, r.engine().len(), "round {round}");
         let digest = r.engine().digest();
         assert!(
             r.audit().is_clean(),

@@ -254,7 +254,7 @@ impl Federation {
                 }
             };
             let store = self.shared.store.clone();
-            match tokio::task::spawn_blocking(move || store.wait_durable()).await {
+            match tokio::task::spawn_blocking(move || store.wait_logged()).await {
                 Ok(Ok(())) => self.forward(None, released, None),
                 // Not durable: not forwarded; anti-entropy offers them later.
                 Ok(Err(e)) => tracing::error!(error = %e, "storing held events failed"),
@@ -636,7 +636,7 @@ impl Federation {
                 // off the rooms lock and off the async workers.
                 if !effects.accepted.is_empty() {
                     let store = self.shared.store.clone();
-                    let durable = tokio::task::spawn_blocking(move || store.wait_durable()).await;
+                    let durable = tokio::task::spawn_blocking(move || store.wait_logged()).await;
                     if !matches!(durable, Ok(Ok(()))) {
                         // Anti-entropy offers them again.
                         tracing::error!(peer = %peer.short(), "storing events from a peer failed");

@@ -29,7 +29,7 @@ pub enum Posted {
 /// message carries the key's hash, so every store that holds it knows the
 /// send. The caller holds the room exclusively for the whole call, so two
 /// sends of one key never both post. The event is applied but not yet
-/// durable: wait with [`Store::wait_durable`] after giving the room back,
+/// durable: wait with [`Store::wait_logged`] after giving the room back,
 /// so that concurrent posts share one flush.
 #[allow(clippy::too_many_arguments)]
 pub fn post(
@@ -63,9 +63,11 @@ pub fn post(
         })?;
     match room.submit(&ev, now)? {
         Ok(Admission::Applied { verdict, .. }) => {
-            // A carried hash is indexed with the event itself.
+            // A carried hash is indexed with the event itself; a key of an
+            // older room is not in the event, so sled must keep it durably.
             if let (Some(h), None) = (&hash, &carried) {
                 room.note_sent(author, h, &ev.id());
+                store.flusher().mark_index_dirty();
             }
             room.commit()?;
             match verdict {

@@ -880,11 +880,11 @@ impl ClientService {
             Posted::Rejected(r) => return Err(refused(&r)),
             Posted::Duplicate(id) => {
                 // The first send may still be on its way to the disk.
-                self.inner.store.wait_durable().map_err(internal)?;
+                self.inner.store.wait_logged().map_err(internal)?;
                 return Ok((id, true));
             }
         };
-        self.inner.store.wait_durable().map_err(internal)?;
+        self.inner.store.wait_logged().map_err(internal)?;
         let id = ev.id();
         let signed = ev.into_signed();
         if let Some(fed) = self.federation() {

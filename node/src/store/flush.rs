@@ -1,6 +1,15 @@
 //! Group commit: one flush serves every submission waiting for it.
 //!
-//! A flush: `fdatasync` of the log segments written since the last one;
+//! Two kinds of wait: [`Flusher::wait_logged`] for events, which the log
+//! alone makes durable (sled's index of them is derived and replayed from
+//! the log after a crash), and [`Flusher::wait`] for everything else
+//! (accounts, settings, read positions), which needs sled's own flush.
+//! A flush syncs the log; it flushes sled too when a waiter needs it, when
+//! a room wrote something the log cannot give back, or once
+//! [`INDEX_FLUSH_EVERY`] has passed (so a replay after a crash stays
+//! short).
+//!
+//! A full flush: `fdatasync` of the log segments written since the last one;
 //! the erasure intents whose erasures the sync made durable are cleared;
 //! the log position covered is recorded; sled's flush makes all of that
 //! and every index write before it durable; then the content of deletions
@@ -8,9 +17,10 @@
 //! from the intents if a crash comes first). Sealed search windows are
 //! written before sled's flush.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::log::{Loc, Log};
 use super::search::{self, SharedSearch};
@@ -22,8 +32,12 @@ use crate::error::{Error, Result};
 struct State {
     /// Tickets handed out (each a write applied before asking).
     requested: u64,
-    /// Every ticket up to this one is durable.
+    /// Every ticket up to this one is in the durable log.
     durable: u64,
+    /// The newest ticket that needs sled flushed too.
+    full_wanted: u64,
+    /// Every ticket up to this one is durable in sled too.
+    full_durable: u64,
     /// A failed flush: the store must not acknowledge anything after it.
     failed: Option<String>,
     /// Flushes done and tickets they covered (for the flush batch metric).
@@ -35,6 +49,8 @@ struct State {
 #[derive(Debug)]
 pub struct Flusher {
     shared: Arc<(Mutex<State>, Condvar)>,
+    /// A room wrote to sled what the log cannot give back.
+    index_dirty: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     metrics: StoreMetrics,
 }
@@ -51,7 +67,9 @@ impl Flusher {
         let s = shared.clone();
         let metrics = StoreMetrics::default();
         let m = metrics.clone();
+        let index_dirty = Arc::new(AtomicBool::new(false));
         let parts = Parts {
+            index_dirty: index_dirty.clone(),
             db,
             data,
             meta,
@@ -64,13 +82,31 @@ impl Flusher {
             .ok();
         Flusher {
             shared,
+            index_dirty,
             thread,
             metrics,
         }
     }
 
-    /// Blocks until everything applied before the call is durable.
+    /// Blocks until everything applied before the call is durable, sled's
+    /// writes included.
     pub fn wait(&self) -> Result<()> {
+        self.wait_for(true)
+    }
+
+    /// Blocks until every event appended before the call is in the
+    /// durable log (enough to acknowledge it).
+    pub fn wait_logged(&self) -> Result<()> {
+        self.wait_for(false)
+    }
+
+    /// Asks the next flush to flush sled too: something was written there
+    /// that the log cannot give back.
+    pub(crate) fn mark_index_dirty(&self) {
+        self.index_dirty.store(true, Ordering::Release);
+    }
+
+    fn wait_for(&self, full: bool) -> Result<()> {
         let started = Instant::now();
         let (lock, cv) = &*self.shared;
         let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -81,15 +117,25 @@ impl Flusher {
         }
         st.requested += 1;
         let ticket = st.requested;
+        if full {
+            st.full_wanted = ticket;
+        }
         cv.notify_all();
-        while st.durable < ticket && st.failed.is_none() {
+        let done = |st: &State| {
+            if full {
+                st.full_durable >= ticket
+            } else {
+                st.durable >= ticket
+            }
+        };
+        while !done(&st) && st.failed.is_none() {
             st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
         }
         self.metrics
             .durable_wait_seconds
             .observe(started.elapsed().as_secs_f64());
         match &st.failed {
-            Some(reason) if st.durable < ticket => Err(Error::Flush {
+            Some(reason) if !done(&st) => Err(Error::Flush {
                 reason: reason.clone(),
             }),
             _ => Ok(()),
@@ -122,8 +168,12 @@ impl Drop for Flusher {
     }
 }
 
+/// The longest sled goes unflushed while events are written.
+pub(crate) const INDEX_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 /// What a flush touches.
 struct Parts {
+    index_dirty: Arc<AtomicBool>,
     db: sled::Db,
     data: sled::Tree,
     meta: sled::Tree,
@@ -132,10 +182,17 @@ struct Parts {
 }
 
 impl Parts {
-    /// One flush; `erased` are the erasures done after the last one.
-    fn flush(&self, erased: &mut Vec<Loc>) -> std::result::Result<(), String> {
+    /// One flush, of sled too if `full`; `erased` are the erasures done
+    /// since sled's last flush.
+    fn flush(&self, full: bool, erased: &mut Vec<Loc>) -> std::result::Result<(), String> {
         let applied = self.log.applied();
         self.log.sync().map_err(|e| e.to_string())?;
+        if !full {
+            // The deletions below `applied` are durable now; their intents
+            // are cleared at the next full flush.
+            erased.extend(self.log.erase_due(applied).map_err(|e| e.to_string())?);
+            return Ok(());
+        }
         for loc in erased.drain(..) {
             self.data
                 .remove(super::erase_key(&loc))
@@ -156,8 +213,9 @@ impl Parts {
 fn run(parts: Parts, shared: Arc<(Mutex<State>, Condvar)>, metrics: StoreMetrics) {
     let (lock, cv) = &*shared;
     let mut erased = Vec::new();
+    let mut last_full = Instant::now();
     loop {
-        let (target, from) = {
+        let (target, from, wanted) = {
             let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
             while st.requested == st.durable && !st.stopping {
                 st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -165,12 +223,18 @@ fn run(parts: Parts, shared: Arc<(Mutex<State>, Condvar)>, metrics: StoreMetrics
             if st.requested == st.durable && st.stopping {
                 return;
             }
-            (st.requested, st.durable)
+            (st.requested, st.durable, st.full_wanted > st.full_durable)
         };
+        let full = wanted
+            || parts.index_dirty.swap(false, Ordering::AcqRel)
+            || last_full.elapsed() >= INDEX_FLUSH_EVERY;
         // Every ticket up to `target` was taken after its write was
         // applied, so this flush covers them all.
         let started = Instant::now();
-        let result = parts.flush(&mut erased);
+        let result = parts.flush(full, &mut erased);
+        if full {
+            last_full = Instant::now();
+        }
         metrics
             .flush_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -179,6 +243,9 @@ fn run(parts: Parts, shared: Arc<(Mutex<State>, Condvar)>, metrics: StoreMetrics
         match result {
             Ok(_) => {
                 st.durable = target;
+                if full {
+                    st.full_durable = target;
+                }
                 st.flushes += 1;
             }
             Err(e) => {

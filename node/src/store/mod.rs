@@ -60,6 +60,7 @@ use crate::engine::{Admission, History, Hot, Refusal, RoomEngine, Verdict};
 use crate::error::{Error, Result};
 pub use flush::Flusher;
 pub use history::SledHistory;
+pub use recover::LogCheck;
 
 /// The schema this code writes. 2: room states carry their rules version;
 /// 3: sends are keyed by idempotency hash; 4: event bytes live in the log.
@@ -407,6 +408,16 @@ impl Store {
             return Ok(());
         }
         self.flusher.wait()
+    }
+
+    /// Waits until every event committed before this call is in the
+    /// durable log: enough to acknowledge events (their index is replayed
+    /// from the log after a crash), cheaper than [`Store::wait_durable`].
+    pub fn wait_logged(&self) -> Result<()> {
+        if self.volatile {
+            return Ok(());
+        }
+        self.flusher.wait_logged()
     }
 
     /// Registers the storage metrics (flush batch sizes and latencies).

@@ -21,7 +21,51 @@ use super::{
 use crate::engine::Hot;
 use crate::error::{Error, Result};
 
+/// What [`Store::check_log`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogCheck {
+    /// Records in the log.
+    pub records: u64,
+    /// Records whose event the index does not hold.
+    pub unindexed: u64,
+    /// Index records that point at no whole record of the log.
+    pub dangling: u64,
+}
+
+impl LogCheck {
+    /// True if the index and the log agree.
+    pub fn agrees(&self) -> bool {
+        self.unindexed == 0 && self.dangling == 0
+    }
+}
+
 impl Store {
+    /// Reads the whole log and the event index and says where they
+    /// disagree (a check after a crash, and for tests).
+    pub fn check_log(&self) -> Result<LogCheck> {
+        let mut check = LogCheck::default();
+        let mut at = std::collections::HashSet::new();
+        self.log.scan(|loc, rec| {
+            check.records += 1;
+            at.insert(loc);
+            let id = confab_wire::sign::event_id(&rec.signed.header);
+            if history::read_record(&self.data, &id)?.is_none() {
+                check.unindexed += 1;
+            }
+            Ok(())
+        })?;
+        for item in self.data.scan_prefix([P_EVENT]) {
+            let (_, v) = item.map_err(store_err("read event record"))?;
+            let rec: super::EventRecord = decode("event record", &v)?;
+            if let Body::Logged(loc) = rec.body
+                && !at.contains(&loc)
+            {
+                check.dangling += 1;
+            }
+        }
+        Ok(check)
+    }
+
     /// Runs once in [`Store::open`], before anything reads the store.
     pub(super) fn recover(&self, tail: Vec<(Loc, Record)>) -> Result<()> {
         if self

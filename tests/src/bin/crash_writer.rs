@@ -1,6 +1,8 @@
 //! Test helper for the crash test: posts messages to a room in the store
-//! at `argv[1]` from several threads and prints each event id on stdout
-//! only after the store reports it durable. The test SIGKILLs it at random.
+//! at `argv[1]` from several threads through the node's post path (with
+//! idempotency keys) and prints each event id on stdout only after the
+//! store reports it durable as the node does before acknowledging a post
+//! (in the log). The test SIGKILLs it at random.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -42,15 +44,21 @@ fn main() -> anyhow::Result<()> {
                 for i in 0u64.. {
                     let id = {
                         let mut r = room.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-                        let h = r
-                            .engine()
-                            .next_header(alice.clone(), EventKind::Message, T0 + i);
-                        let ev = key.sign_event(h, &text(&format!("thread {t} message {i}")))?;
-                        r.submit(&ev, T0 + i)?.map_err(|e| anyhow::anyhow!("{e}"))?;
-                        r.commit()?;
-                        ev.id()
+                        let once = format!("{t}-{i}-{}", std::process::id());
+                        confab_node::rooms::post(
+                            &store,
+                            &mut r,
+                            &key,
+                            &alice,
+                            EventKind::Message,
+                            &text(&format!("thread {t} message {i}")),
+                            T0 + i,
+                            Some(&once),
+                        )?
+                        .into_event()?
+                        .id()
                     };
-                    store.wait_durable()?;
+                    store.wait_logged()?;
                     let mut o = out.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
                     writeln!(o, "{id}")?;
                     o.flush()?;
