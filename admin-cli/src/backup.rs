@@ -1,5 +1,5 @@
 //! Backup files on this machine: the writer behind `backup create`, and
-//! the offline `backup verify` and `restore`.
+//! the offline `backup verify` (the node restores: `confab-node restore`).
 //!
 //! Every byte goes through [`BackupReader`], which checks record order,
 //! the entry count and the SHA-256 in the end record. So a file that
@@ -14,14 +14,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use confab_wire::admin::Cell;
-use confab_wire::backup::{BackupHeader, BackupItem, BackupReader, FILES};
+use confab_wire::backup::{BackupHeader, BackupItem, BackupReader};
 
 use crate::error::{Failure, Kind, Result};
 
 /// Bytes read from a backup file at a time.
 const READ_CHUNK_BYTES: usize = 256 * 1024;
-/// The sled database inside a data directory (the node opens `<data_dir>/db`).
-const DB_DIR: &str = "db";
 
 /// What a backup holds, counted while it was read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +30,10 @@ pub(crate) struct Summary {
     pub(crate) files: Vec<String>,
     /// Tree records.
     pub(crate) trees: u64,
-    /// Entries, as the end record counts them.
+    /// Entries and events, as the end record counts them.
     pub(crate) entries: u64,
+    /// Events of the log (format 2).
+    pub(crate) events: u64,
     /// The SHA-256 of the file before its end record.
     pub(crate) checksum: [u8; 32],
     /// The file's size.
@@ -46,6 +46,7 @@ impl Summary {
         let size = i64::try_from(self.bytes).unwrap_or(i64::MAX);
         let entries = i64::try_from(self.entries).unwrap_or(i64::MAX);
         let trees = i64::try_from(self.trees).unwrap_or(i64::MAX);
+        let events = i64::try_from(self.events).unwrap_or(i64::MAX);
         vec![
             ("node".into(), Cell::text(self.header.node)),
             ("name".into(), Cell::text(&self.header.name)),
@@ -54,6 +55,7 @@ impl Summary {
             ("files".into(), Cell::text(self.files.join(", "))),
             ("trees".into(), Cell::Int(trees)),
             ("entries".into(), Cell::Int(entries)),
+            ("events".into(), Cell::Int(events)),
             ("bytes".into(), Cell::Int(size)),
             ("checksum".into(), Cell::text(hex(&self.checksum))),
         ]
@@ -66,6 +68,7 @@ struct Tally {
     header: Option<BackupHeader>,
     files: Vec<String>,
     trees: u64,
+    events: u64,
     end: Option<(u64, [u8; 32])>,
 }
 
@@ -76,6 +79,7 @@ impl Tally {
             BackupItem::File { name, .. } => self.files.push(name.clone()),
             BackupItem::Tree(_) => self.trees += 1,
             BackupItem::Entry { .. } => {}
+            BackupItem::Event { .. } => self.events += 1,
             BackupItem::End { entries, checksum } => self.end = Some((*entries, *checksum)),
         }
     }
@@ -88,6 +92,7 @@ impl Tally {
                 files: self.files,
                 trees: self.trees,
                 entries,
+                events: self.events,
                 checksum,
                 bytes,
             }),
@@ -146,181 +151,6 @@ fn read_items(path: &Path, mut each: impl FnMut(BackupItem) -> Result<()>) -> Re
 /// `backup verify`: reads the whole file and says what it holds.
 pub(crate) fn verify(path: &Path) -> Result<Summary> {
     read_items(path, |_| Ok(()))
-}
-
-/// What a restore made.
-#[derive(Debug)]
-pub(crate) struct Restored {
-    /// The backup it came from.
-    pub(crate) summary: Summary,
-    /// The data directory it filled.
-    pub(crate) data_dir: PathBuf,
-}
-
-/// What was at the restore target before.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    Absent,
-    EmptyDir,
-}
-
-fn check_target(dir: &Path) -> Result<Target> {
-    let meta = match fs::metadata(dir) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Target::Absent),
-        Err(e) => return Err(Failure::io("look at", dir, &e)),
-    };
-    if !meta.is_dir() {
-        return Err(Failure::new(
-            Kind::Conflict,
-            format!(
-                "{} exists and is not a directory: restore into a new or empty directory",
-                dir.display()
-            ),
-        ));
-    }
-    let mut entries = fs::read_dir(dir).map_err(|e| Failure::io("read", dir, &e))?;
-    if entries.next().is_some() {
-        return Err(Failure::new(
-            Kind::Conflict,
-            format!(
-                "{} is not empty: restore only into a new or empty directory, so nothing of \
-                 another store is mixed into this one (a running node's data directory is never \
-                 a target)",
-                dir.display()
-            ),
-        ));
-    }
-    Ok(Target::EmptyDir)
-}
-
-/// Removes what a restore made unless it finished: the directory it
-/// created, or what it put into the empty directory it was given.
-#[derive(Debug)]
-struct Undo {
-    dir: PathBuf,
-    created_dir: bool,
-    armed: bool,
-}
-
-impl Drop for Undo {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if self.created_dir {
-            let _ = fs::remove_dir_all(&self.dir);
-            return;
-        }
-        // The directory was empty when checked: everything in it is ours.
-        if let Ok(entries) = fs::read_dir(&self.dir) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let _ = if path.is_dir() {
-                    fs::remove_dir_all(&path)
-                } else {
-                    fs::remove_file(&path)
-                };
-            }
-        }
-    }
-}
-
-/// `restore`: verifies the whole file, then makes `data_dir` from it: the
-/// carried files (mode 0600) and every tree in a sled database at
-/// `data_dir/db`. Refuses a `data_dir` that exists and is not an empty
-/// directory. On any failure it leaves nothing behind.
-pub(crate) fn restore(file: &Path, data_dir: &Path) -> Result<Restored> {
-    let target = check_target(data_dir)?;
-    // First pass: nothing is written until the whole file checks out.
-    let checked = verify(file)?;
-
-    let mut undo = Undo {
-        dir: data_dir.to_owned(),
-        created_dir: target == Target::Absent,
-        armed: false,
-    };
-    if target == Target::Absent {
-        create_private_dir(data_dir)?;
-    }
-    undo.armed = true;
-
-    let db_path = data_dir.join(DB_DIR);
-    let db = sled::Config::new()
-        .path(&db_path)
-        .flush_every_ms(None)
-        .open()
-        .map_err(|e| {
-            Failure::internal(format!(
-                "cannot create the store at {}: {e}",
-                db_path.display()
-            ))
-        })?;
-    let store_err = |e: sled::Error| {
-        Failure::internal(format!(
-            "cannot write the store at {}: {e}",
-            db_path.display()
-        ))
-    };
-    let mut tree: Option<sled::Tree> = None;
-    // Second pass: the same bytes again, now imported. The reader checks
-    // them again, so a file changed in between fails here instead.
-    let imported = read_items(file, |item| {
-        match item {
-            BackupItem::File { name, bytes } => write_carried_file(data_dir, &name, &bytes)?,
-            BackupItem::Tree(name) => tree = Some(db.open_tree(name).map_err(store_err)?),
-            BackupItem::Entry { key, value } => {
-                let t = tree
-                    .as_ref()
-                    .ok_or_else(|| Failure::internal("an entry before any tree"))?;
-                t.insert(key, value).map_err(store_err)?;
-            }
-            BackupItem::Header(_) | BackupItem::End { .. } => {}
-        }
-        Ok(())
-    })?;
-    if imported.checksum != checked.checksum {
-        return Err(Failure::new(
-            Kind::BadBackup,
-            format!("{} changed while it was being restored", file.display()),
-        ));
-    }
-    db.flush().map_err(store_err)?;
-    drop(tree);
-    drop(db);
-    sync_dir(data_dir)?;
-    undo.armed = false;
-    Ok(Restored {
-        summary: imported,
-        data_dir: data_dir.to_owned(),
-    })
-}
-
-fn write_carried_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
-    // The reader accepts only these names; checked again because the name
-    // becomes a path.
-    if !FILES.contains(&name) || name.contains(['/', '\\']) {
-        return Err(Failure::new(
-            Kind::BadBackup,
-            format!("the backup carries a file named {name:?}, which is never restored"),
-        ));
-    }
-    let path = dir.join(name);
-    let mut f = create_private_file(&path, false)?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Failure::io("write", &path, &e))
-}
-
-/// Creates a directory (and its parents) readable only by this user.
-fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| Failure::io("create", dir, &e))
 }
 
 /// Creates a file readable only by this user; an existing file is an error
@@ -560,20 +390,6 @@ mod tests {
         p
     }
 
-    /// Opens a restored store. sled releases its file lock from a
-    /// background thread shortly after the last handle drops, so a reopen
-    /// in the same process may have to wait a moment (the CLI exits first).
-    fn open_restored(dir: &Path) -> sled::Db {
-        let path = dir.join("db");
-        for _ in 0..100 {
-            if let Ok(db) = sled::Config::new().path(&path).open() {
-                return db;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        sled::Config::new().path(&path).open().unwrap()
-    }
-
     #[cfg(unix)]
     fn mode(p: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt;
@@ -621,92 +437,6 @@ mod tests {
         }
         let f = verify(&tmp.path().join("missing")).unwrap_err();
         assert_eq!(f.kind, Kind::NotFound);
-    }
-
-    #[test]
-    fn a_good_file_restores_into_a_new_dir() {
-        let tmp = tempfile::tempdir().unwrap();
-        let file = write(tmp.path(), "b.confab", &sample());
-        let dir = tmp.path().join("new").join("data");
-        let r = restore(&file, &dir).unwrap();
-        assert_eq!(r.summary.entries, 503);
-        let key = dir.join("node.key");
-        assert_eq!(fs::read(&key).unwrap(), b"confab-node-key v1\nabc\n");
-        #[cfg(unix)]
-        {
-            assert_eq!(mode(&key), 0o600);
-            assert_eq!(mode(&dir), 0o700);
-        }
-        let db = open_restored(&dir);
-        let meta = db.open_tree("meta").unwrap();
-        assert_eq!(meta.get("recovering").unwrap().unwrap().as_ref(), &[1]);
-        assert_eq!(
-            meta.get("schema").unwrap().unwrap().as_ref(),
-            &1u32.to_be_bytes()
-        );
-        let data = db.open_tree("room_data").unwrap();
-        assert_eq!(data.len(), 500);
-        assert_eq!(
-            data.get(7u32.to_be_bytes()).unwrap().unwrap().as_ref(),
-            &[7u8; 700][..]
-        );
-        assert_eq!(db.get("k").unwrap().unwrap().as_ref(), b"v");
-    }
-
-    #[test]
-    fn a_good_file_restores_into_an_empty_dir() {
-        let tmp = tempfile::tempdir().unwrap();
-        let file = write(tmp.path(), "b.confab", &sample());
-        let dir = tmp.path().join("empty");
-        fs::create_dir(&dir).unwrap();
-        restore(&file, &dir).unwrap();
-        let db = open_restored(&dir);
-        assert_eq!(db.open_tree("room_data").unwrap().len(), 500);
-    }
-
-    #[test]
-    fn a_damaged_file_restores_nothing() {
-        let tmp = tempfile::tempdir().unwrap();
-        let bytes = sample();
-        let mut flipped = bytes.clone();
-        // Late in the file: most of it would import before the flip.
-        flipped[bytes.len() - 50] ^= 0x80;
-        for (name, b) in [
-            ("flipped", flipped),
-            ("truncated", bytes[..bytes.len() - 1].to_vec()),
-        ] {
-            let file = write(tmp.path(), name, &b);
-            let dir = tmp.path().join(format!("target-{name}"));
-            let f = restore(&file, &dir).unwrap_err();
-            assert_eq!(f.kind.exit_code(), 7, "{name}: {f}");
-            assert!(!dir.exists(), "{name}: restore left {}", dir.display());
-
-            let empty = tmp.path().join(format!("empty-{name}"));
-            fs::create_dir(&empty).unwrap();
-            assert_eq!(restore(&file, &empty).unwrap_err().kind, Kind::BadBackup);
-            assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
-        }
-    }
-
-    #[test]
-    fn a_non_empty_target_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let file = write(tmp.path(), "b.confab", &sample());
-        let dir = tmp.path().join("used");
-        fs::create_dir(&dir).unwrap();
-        write(&dir, "node.key", b"someone else's key");
-        let f = restore(&file, &dir).unwrap_err();
-        assert_eq!(f.kind.exit_code(), 5);
-        assert!(f.message.contains("is not empty"), "{f}");
-        assert_eq!(
-            fs::read(dir.join("node.key")).unwrap(),
-            b"someone else's key"
-        );
-        assert!(!dir.join("db").exists());
-
-        let f = restore(&file, &file).unwrap_err();
-        assert_eq!(f.kind.exit_code(), 5);
-        assert!(f.message.contains("not a directory"), "{f}");
     }
 
     #[test]

@@ -278,22 +278,6 @@ pub(crate) enum Command {
     )]
     Backup(BackupCommand),
 
-    /// Make a data directory from a backup file (offline: no node needed;
-    /// the target must be absent or empty).
-    #[command(
-        after_help = "Example:\n  confabctl restore /backups/node-2024-05-01.confab \
-                            --data-dir /srv/confab/data\n\nThen start the node with that \
-                            data_dir; it catches up with its peers before it posts anything."
-    )]
-    Restore {
-        /// The backup file.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// The data directory to make (absent, or an empty directory).
-        #[arg(long, value_name = "DIR")]
-        data_dir: PathBuf,
-    },
-
     /// Print a shell completion script.
     #[command(after_help = "Examples:\n  confabctl completions bash > \
                             /etc/bash_completion.d/confabctl\n  confabctl completions zsh > \
@@ -693,7 +677,6 @@ mod tests {
     fn destructive_and_offline_commands_need_their_flags() {
         // A backup needs somewhere to go; a restore, a directory to fill.
         assert!(parse(&["backup", "create"]).is_err());
-        assert!(parse(&["restore", "file.confab"]).is_err());
         assert!(parse(&["user", "export", "bob", "--force"]).is_err());
         let cli = parse(&["backup", "create", "--out", "b.confab"]).unwrap();
         assert!(matches!(

@@ -1,7 +1,7 @@
 //! `confabctl`: the Confab operator's command line.
 //!
 //! Parses a command ([`cli`]), and either runs it here (`backup verify`,
-//! `restore`, `completions`, `id`: no node needed) or connects to the
+//! `completions`, `id`: no node needed) or connects to the
 //! node's admin service ([`connect`]), sends the command built by
 //! [`request`] and prints the answer ([`output`]). Every failure ends the
 //! process with the exit code of its [`error::Kind`], which the top-level
@@ -15,7 +15,7 @@
 //! | [`request`]  | parsed command → `AdminCommand`                     |
 //! | [`connect`]  | Unix socket and QUIC transports, one request        |
 //! | [`output`]   | tables, records, JSON                               |
-//! | [`backup`]   | backup writer, offline verify and restore           |
+//! | [`backup`]   | backup writer and offline verify                    |
 //! | [`password`] | generated and piped-in passwords                    |
 //! | [`error`]    | failures and exit codes                             |
 
@@ -132,10 +132,7 @@ impl Printer {
 fn run(cli: &Cli, p: &Printer) -> Result<()> {
     let offline = matches!(
         cli.command,
-        Command::Completions { .. }
-            | Command::Id
-            | Command::Backup(BackupCommand::Verify { .. })
-            | Command::Restore { .. }
+        Command::Completions { .. } | Command::Id | Command::Backup(BackupCommand::Verify { .. })
     );
     if offline && cli.act_as.is_some() {
         return Err(Failure::usage(
@@ -162,7 +159,6 @@ fn run(cli: &Cli, p: &Printer) -> Result<()> {
             ));
             return Ok(());
         }
-        Command::Restore { file, data_dir } => return restore(file, data_dir, p),
         _ => {}
     }
     let target = target(cli)?;
@@ -404,47 +400,6 @@ fn id(cli: &Cli, p: &Printer) -> Result<()> {
             "confabctl: to allow this key, add it to the node's node.toml: [admin] keys = \
              [\"{id}\"]"
         );
-    }
-    Ok(())
-}
-
-/// `restore FILE --data-dir DIR`.
-fn restore(file: &Path, data_dir: &Path, p: &Printer) -> Result<()> {
-    let restored = backup::restore(file, data_dir)?;
-    let s = &restored.summary;
-    if !s.files.iter().any(|f| f == "node.key") {
-        eprintln!(
-            "confabctl: warning: the backup carries no node.key, so the node would start with a \
-             new identity; copy the old node.key into {} before starting it",
-            data_dir.display()
-        );
-    }
-    let next = format!(
-        "Start the node on this data dir (data_dir = \"{}\" in node.toml); it will catch up with \
-         its peers before it posts anything.",
-        restored.data_dir.display()
-    );
-    let mut fields = vec![(
-        "data_dir".to_string(),
-        Cell::text(restored.data_dir.display()),
-    )];
-    fields.extend(s.fields());
-    if p.json {
-        p.output_with(
-            &AdminOutput::Record(fields),
-            &[("next".into(), Cell::text(&next))],
-        );
-    } else {
-        p.line(&format!(
-            "Restored {} ({}) into {}: {} trees, {} entries.",
-            s.header.name,
-            s.header.node,
-            restored.data_dir.display(),
-            s.trees,
-            s.entries
-        ));
-        p.output(&AdminOutput::Record(fields));
-        p.line(&next);
     }
     Ok(())
 }

@@ -196,7 +196,6 @@ pub(crate) fn build(command: &Command, cx: &Context<'_>) -> Result<Option<AdminC
         },
         Command::Backup(BackupCommand::Create { .. }) => AdminCommand::BackupCreate,
         Command::Backup(BackupCommand::Verify { .. })
-        | Command::Restore { .. }
         | Command::Completions { .. }
         | Command::Id => return Ok(None),
     };

@@ -1565,7 +1565,7 @@ async fn peers_status_audit_config_and_backups() {
     assert_eq!(last.as_array().unwrap().len(), 1, "{last}");
     fails(&a, &["audit", "--limit", "0"], 2, "--limit").await;
 
-    // `backup create/verify` and `restore`.
+    // `backup create/verify`, and the node's restore.
     let mut alice = register(&a, "alice", None).await.unwrap();
     let room = create_room(&mut alice, "kept", "public").await;
     send(&mut alice, &room, "in the backup").await.unwrap();
@@ -1611,46 +1611,23 @@ async fn peers_status_audit_config_and_backups() {
         "no backup file at",
     )
     .await;
-    // Restore: into a new directory; never into a non-empty one.
+    // Restore (the node's own command): into a new directory; never into
+    // a non-empty one; nothing left behind by a damaged file.
+    use confab_node::store::restore::restore;
     let target = dir.path().join("restored");
-    let target_s = target.to_str().unwrap();
-    let out = ctl_raw(&["restore", file_s, "--data-dir", target_s]).await;
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("Restored a"), "{out:?}");
+    let r = restore(&file, &target).unwrap();
+    assert_eq!(r.header.node, a.id);
+    assert!(r.events > 0, "{r:?}");
     assert!(target.join("node.key").exists());
-    fails_raw(
-        &["restore", file_s, "--data-dir", target_s],
-        5,
-        "is not empty",
-    )
-    .await;
+    let e = restore(&file, &target).unwrap_err().to_string();
+    assert!(e.contains("is not empty"), "{e}");
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let out = ctl_raw(&[
-        "--json",
-        "restore",
-        file_s,
-        "--data-dir",
-        empty.to_str().unwrap(),
-    ])
-    .await;
-    assert_eq!(out.code, 0, "{out:?}");
-    let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert!(v["next"].as_str().unwrap().contains("catch up"), "{v}");
+    restore(&file, &empty).unwrap();
     let fresh = dir.path().join("fresh");
-    fails_raw(
-        &[
-            "restore",
-            cut.to_str().unwrap(),
-            "--data-dir",
-            fresh.to_str().unwrap(),
-        ],
-        7,
-        "failed verification",
-    )
-    .await;
+    let e = restore(&cut, &fresh).unwrap_err().to_string();
+    assert!(e.contains("not a whole backup"), "{e}");
     assert!(!fresh.exists(), "a failed restore left {}", fresh.display());
-    fails_raw(&["restore", file_s], 2, "--data-dir").await;
     // The restored store holds the room.
     let mut config = common::config(dir.path(), "a", &[]);
     config.node.data_dir = target.clone();
@@ -1722,7 +1699,6 @@ const COMMANDS: &[&[&str]] = &[
     &["backup"],
     &["backup", "create"],
     &["backup", "verify"],
-    &["restore"],
     &["completions"],
     &["id"],
 ];

@@ -15,6 +15,8 @@
 //!   raw single-core `verify_strict` rate);
 //! - memory of a node whose one peer is stuck (never reads) while it
 //!   records N messages.
+//!
+//! Every store is on a real disk: `CONFAB_BENCH_DIR`, or `target/bench-tmp`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -255,8 +257,8 @@ async fn latency(rate: u64, secs: u64) -> (f64, f64, f64, usize) {
         NodeKey::from_secret(&[1; 32]),
         NodeKey::from_secret(&[2; 32]),
     );
-    let a = start(&ka, Store::temporary().expect("store"), &[&kb]);
-    let b = start(&kb, Store::temporary().expect("store"), &[&ka]);
+    let a = start(&ka, disk_store(), &[&kb]);
+    let b = start(&kb, disk_store(), &[&ka]);
     link(&a, &b);
     let (room, owner) = room_on(&a, &[&kb]);
     wait("b holds the room", || b.len(&room).is_some()).await;
@@ -313,8 +315,8 @@ async fn catch_up(n: usize) -> (f64, f64) {
         NodeKey::from_secret(&[3; 32]),
         NodeKey::from_secret(&[4; 32]),
     );
-    let a = start(&ka, Store::temporary().expect("store"), &[&kb]);
-    let b = start(&kb, Store::temporary().expect("store"), &[&ka]);
+    let a = start(&ka, disk_store(), &[&kb]);
+    let b = start(&kb, disk_store(), &[&ka]);
     link(&a, &b);
     let (room, owner) = room_on(&a, &[&kb]);
     wait("b holds the room", || b.len(&room).is_some()).await;
@@ -372,7 +374,7 @@ async fn stuck(n: usize, with_peer: bool) -> (u64, u64, u64) {
         NodeKey::from_secret(&[5; 32]),
         NodeKey::from_secret(&[6; 32]),
     );
-    let a = start(&ka, Store::temporary().expect("store"), &[&kc]);
+    let a = start(&ka, disk_store(), &[&kc]);
     let (room, owner) = room_on(&a, &[&kc]);
     let _conn = if with_peer {
         let c = stuck_peer(&kc, &a).await;
@@ -393,6 +395,30 @@ async fn stuck(n: usize, with_peer: bool) -> (u64, u64, u64) {
     let after = rss_kib();
     a.fed.shutdown().await;
     (before, peak.max(after), after)
+}
+
+/// Data directories of the run's stores, removed when it ends.
+static SCRATCH: Mutex<Vec<tempfile::TempDir>> = Mutex::new(Vec::new());
+
+/// A store on a real disk (`CONFAB_BENCH_DIR`, or `target/bench-tmp`):
+/// never a temporary store, whose files sit in shared memory and are never
+/// synced, so its flushes would cost nothing.
+fn disk_store() -> Store {
+    let parent = std::env::var_os("CONFAB_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+                })
+                .join("bench-tmp")
+        });
+    std::fs::create_dir_all(&parent).expect("the bench's scratch directory");
+    let dir = tempfile::tempdir_in(&parent).expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    SCRATCH.lock().expect("scratch").push(dir);
+    store
 }
 
 fn main() {
@@ -444,4 +470,6 @@ fn main() {
             );
         }
     }
+    drop(rt);
+    SCRATCH.lock().expect("scratch").clear();
 }

@@ -72,6 +72,12 @@ pub enum Error {
         /// Supported here.
         supported: u32,
     },
+    /// A backup could not be restored.
+    #[error("restore: {detail}")]
+    Backup {
+        /// What went wrong.
+        detail: String,
+    },
     /// Reading or writing the event log failed.
     #[error("event log: {what}: {detail}")]
     Log {

@@ -4,7 +4,7 @@
 //! defaults), makes or loads the node key, opens the store, binds the
 //! federation endpoint with mutual TLS pinned to the configured peers,
 //! replicates the rooms it shares with them, and runs until SIGINT or
-//! SIGTERM. The `room`, `post` and `timeline`
+//! SIGTERM. The `room`, `post`, `timeline`, `invite` and `restore`
 //! subcommands work on the store of a node that is not running.
 
 use std::path::PathBuf;
@@ -66,6 +66,19 @@ enum Command {
         /// Only messages before this event id (`$…`).
         #[arg(long)]
         before: Option<EventId>,
+    },
+    /// Restore a backup made by `confabctl backup create` into an empty
+    /// data directory (node stopped). The node rebuilds its indexes from
+    /// the backup's events when it next starts, then hears from its peers
+    /// what it posted after the backup before it posts again.
+    ///
+    /// Example: confab-node restore /backups/acme.confab --config node.toml
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Where to restore (default: the configured data directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -141,13 +154,27 @@ fn offline(config: Option<PathBuf>, command: Command) -> anyhow::Result<()> {
         println!("{}", key.node_id());
         return Ok(());
     }
+    if let Command::Restore { file, data_dir } = &command {
+        let dir = data_dir.as_ref().unwrap_or(&config.node.data_dir);
+        let r = confab_node::store::restore::restore(file, dir)
+            .with_context(|| format!("restoring {}", file.display()))?;
+        println!(
+            "restored node {} ({}) into {}: {} records, {} events; start the node to rebuild its indexes",
+            r.header.node,
+            r.header.name,
+            dir.display(),
+            r.entries,
+            r.events
+        );
+        return Ok(());
+    }
     let (key, store) = runner::open_node(&config)?;
     let user = |name: &str| {
         UserId::new(key.node_id(), name).with_context(|| format!("user name {name:?}"))
     };
     match command {
         Command::Run => unreachable!("handled by the caller"),
-        Command::Id => unreachable!("handled above"),
+        Command::Id | Command::Restore { .. } => unreachable!("handled above"),
         Command::Room(RoomCommand::Create {
             name,
             public,

@@ -8,8 +8,13 @@
 //!   0x02 file     bincode (name, bytes)             (only names in FILES)
 //!   0x03 tree     bincode name                      (entries follow)
 //!   0x04 entry    key length u32 (BE), key, value
+//!   0x06 event    bincode (room, SignedEvent): the event log, in order
+//!                 (format 2; the node derives its indexes from them)
 //!   0x05 end      entries u64 (BE), SHA-256 of every byte before this record
 //! ```
+//!
+//! The end record counts entries and events together. Format 1 (trees
+//! only, each event inside its index record) is still read.
 //!
 //! The reader checks each record's length against [`RECORD_MAX`] before
 //! buffering it, the order of records, the entry count and the checksum;
@@ -19,14 +24,16 @@
 use bincode::{Decode, Encode};
 use sha2::{Digest, Sha256};
 
-use crate::NodeId;
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::{NodeId, RoomId, SignedEvent};
 
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"CONFABBK";
 /// The format version written here.
-pub const FORMAT: u16 = 1;
+pub const FORMAT: u16 = 2;
+/// The oldest format still read.
+pub const FORMAT_MIN: u16 = 1;
 /// Largest record body (a sled value is at most a blob chunk, 256 KiB,
 /// or an event record; this leaves room).
 pub const RECORD_MAX: usize = 4 << 20;
@@ -40,6 +47,7 @@ const T_FILE: u8 = 0x02;
 const T_TREE: u8 = 0x03;
 const T_ENTRY: u8 = 0x04;
 const T_END: u8 = 0x05;
+const T_EVENT: u8 = 0x06;
 const HEAD_LEN: usize = 8 + 2;
 const RECORD_HEAD: usize = 1 + 4;
 
@@ -125,6 +133,13 @@ impl BackupWriter {
         self.record(T_ENTRY, &body, out)
     }
 
+    /// One event of the log, in log order.
+    pub fn event(&mut self, room: &RoomId, ev: &SignedEvent, out: &mut Vec<u8>) -> Result<()> {
+        let body = codec::to_vec("backup event", &(room.0, ev))?;
+        self.entries += 1;
+        self.record(T_EVENT, &body, out)
+    }
+
     /// The end record; returns the checksum written.
     pub fn finish(self, out: &mut Vec<u8>) -> [u8; 32] {
         let sum: [u8; 32] = self.hash.finalize().into();
@@ -157,6 +172,13 @@ pub enum BackupItem {
         /// Value.
         value: Vec<u8>,
     },
+    /// An event of the log (format 2), its signature not yet checked.
+    Event {
+        /// Its room.
+        room: RoomId,
+        /// The event as it was stored.
+        event: SignedEvent,
+    },
     /// The end: count and checksum matched.
     End {
         /// Entries in the file.
@@ -175,6 +197,7 @@ pub struct BackupReader {
     start: usize,
     hash: Sha256,
     magic_read: bool,
+    format: u16,
     header_read: bool,
     in_tree: bool,
     entries: u64,
@@ -226,9 +249,10 @@ impl BackupReader {
                 return Err(self.fail(bad("not a Confab backup (wrong magic bytes)")));
             }
             let format = u16::from_be_bytes([avail[8], avail[9]]);
-            if format != FORMAT {
+            if !(FORMAT_MIN..=FORMAT).contains(&format) {
                 return Err(self.fail(bad("a backup format this version does not read")));
             }
+            self.format = format;
             self.hash.update(&avail[..HEAD_LEN]);
             self.start += HEAD_LEN;
             self.magic_read = true;
@@ -335,6 +359,15 @@ impl BackupReader {
                     value: body[4 + klen..].to_vec(),
                 })
             }
+            T_EVENT if self.format >= 2 => {
+                let (room, event): ([u8; 32], SignedEvent) =
+                    codec::from_slice("backup event", &body)?;
+                self.entries += 1;
+                Ok(BackupItem::Event {
+                    room: RoomId(room),
+                    event,
+                })
+            }
             _ => Err(bad("an unknown record type")),
         }
     }
@@ -386,6 +419,57 @@ mod tests {
         w.entry(b"k", &[9; 1000], &mut out).unwrap();
         w.finish(&mut out);
         out
+    }
+
+    fn event() -> SignedEvent {
+        SignedEvent {
+            header: vec![1, 2, 3],
+            signature: [4; 64],
+            content: Some(b"hi".to_vec()),
+        }
+    }
+
+    #[test]
+    fn events_read_back_in_order_and_count_as_entries() {
+        let h = BackupHeader {
+            node: crate::NodeKey::from_secret(&[7; 32]).node_id(),
+            name: "n".into(),
+            created: 5,
+            software: "t".into(),
+        };
+        let (mut w, mut out) = BackupWriter::new(&h).unwrap();
+        w.tree(b"meta", &mut out).unwrap();
+        w.entry(b"k", b"v", &mut out).unwrap();
+        let mut second = event();
+        second.content = None;
+        w.event(&RoomId([1; 32]), &event(), &mut out).unwrap();
+        w.event(&RoomId([2; 32]), &second, &mut out).unwrap();
+        w.finish(&mut out);
+        let all = read_all(&out).unwrap();
+        assert_eq!(
+            all[3],
+            BackupItem::Event {
+                room: RoomId([1; 32]),
+                event: event()
+            }
+        );
+        assert_eq!(
+            all[4],
+            BackupItem::Event {
+                room: RoomId([2; 32]),
+                event: second
+            }
+        );
+        assert!(matches!(all[5], BackupItem::End { entries: 3, .. }));
+        // A file that says format 1 carries no events (its checksum made
+        // right, so the event record is what it refuses).
+        let mut old = out.clone();
+        old[8..10].copy_from_slice(&1u16.to_be_bytes());
+        let end = old.len() - (RECORD_HEAD + 40);
+        let sum: [u8; 32] = Sha256::digest(&old[..end]).into();
+        old[end + RECORD_HEAD + 8..].copy_from_slice(&sum);
+        let e = read_all(&old).unwrap_err().to_string();
+        assert!(e.contains("unknown record type"), "{e}");
     }
 
     #[test]

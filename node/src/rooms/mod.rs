@@ -195,10 +195,10 @@ impl NodeRooms {
         self.rooms.get(id)
     }
 
-    /// Creates a room from its create event (durable on return).
+    /// Creates a room from its create event (applied, not yet durable:
+    /// wait with [`Store::wait_logged`] after giving the rooms back).
     pub fn create_room(&mut self, create: &VerifiedEvent) -> Result<()> {
         let room = self.store.create_room(create)?;
-        self.store.wait_durable()?;
         self.rooms.insert(create.room(), room);
         self.expected.remove(&create.room());
         Ok(())

@@ -1355,9 +1355,11 @@ impl AdminService {
         ))
     }
 
-    /// Streams a consistent snapshot: no event is written while the store
-    /// is read (the rooms lock is held); other writes (read positions,
-    /// sessions) are atomic one by one and land on either side.
+    /// Streams a backup while the node keeps running: the events are the
+    /// log up to where it stood when the backup began, other records are
+    /// copied one by one (see [`crate::store::Store::write_backup`]). No
+    /// lock is held, so a slow or stalled admin client delays only its
+    /// own backup.
     fn backup(&self, id: u64, reply: &mut dyn FnMut(AdminReply) -> bool) -> Outcome {
         let key = std::fs::read(&self.key_file).map_err(|e| {
             fail(
@@ -1375,8 +1377,6 @@ impl AdminService {
         let started = Instant::now();
         let mut size = 0u64;
         let (entries, sum) = {
-            let _writes_paused = self.svc.rooms();
-            store.wait_durable().map_err(internal)?;
             store
                 .write_backup(&header, &key, |bytes| {
                     size += bytes.len() as u64;

@@ -21,6 +21,9 @@ use crate::tls::{self, PinSet};
 
 /// Replies of one backup queued before the reader of the store waits.
 const REPLY_QUEUE: usize = 8;
+/// How long one reply may take to be written before the admin client is
+/// taken for gone (a stalled reader must not hold a job forever).
+pub const ADMIN_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The admin endpoints of a running node.
 #[derive(Debug)]
@@ -147,7 +150,19 @@ fn bind_socket(path: &Path) -> Result<tokio::net::UnixListener> {
 
 async fn write(w: &mut (impl AsyncWrite + Unpin), m: &AdminMessage) -> bool {
     match m.to_frame_bytes() {
-        Ok(bytes) => w.write_all(&bytes).await.is_ok() && w.flush().await.is_ok(),
+        Ok(bytes) => {
+            let sent = async { w.write_all(&bytes).await.is_ok() && w.flush().await.is_ok() };
+            match tokio::time::timeout(ADMIN_WRITE_TIMEOUT, sent).await {
+                Ok(sent) => sent,
+                Err(_) => {
+                    tracing::warn!(
+                        seconds = ADMIN_WRITE_TIMEOUT.as_secs(),
+                        "an admin client read nothing for too long; dropping it"
+                    );
+                    false
+                }
+            }
+        }
         Err(e) => {
             tracing::error!(error = %e, "admin reply not encodable");
             false

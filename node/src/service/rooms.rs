@@ -377,6 +377,7 @@ impl ClientService {
             .map_err(|e| bad(e.to_string()))?;
         let room = ev.room();
         self.rooms().create_room(&ev).map_err(node_error)?;
+        self.inner.store.wait_logged().map_err(internal)?;
         self.announce(room, ev.signed(), Some(trace));
         if !direct {
             self.apply_node_roles(&room, user, trace);

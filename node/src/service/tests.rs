@@ -451,3 +451,53 @@ fn one_key_sent_on_two_sockets_at_once_posts_once() {
     let messages = page.items.iter().filter(|i| body_of(i).is_some()).count();
     assert_eq!(messages, 100);
 }
+
+/// A backup whose reader stops reading holds nothing the node needs:
+/// posting goes on while the backup waits to hand over its first piece.
+#[test]
+fn a_stalled_backup_pauses_no_post() {
+    use confab_wire::admin::{AdminCommand, AdminOutput, AdminRequest};
+    let mut f = Fixture::new();
+    let alice = f.register(1, "alice").access_token;
+    let room = f.room(1, &alice, "general", Visibility::Public);
+    f.send(1, &alice, room, "before the backup", "k0");
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("node.key");
+    std::fs::write(&key_file, b"key").unwrap();
+    let admin = super::admin::AdminService::new(f.svc.clone(), key_file);
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let backup = std::thread::spawn(move || {
+        let mut chunks = 0usize;
+        let mut reply = |r: confab_wire::admin::AdminReply| {
+            if let Ok(AdminOutput::BackupChunk(_)) = r.result {
+                if chunks == 0 {
+                    let _ = started_tx.send(());
+                    // The reader stalls here until the test lets it go.
+                    let _ = release_rx.recv();
+                }
+                chunks += 1;
+            }
+            true
+        };
+        admin.handle(
+            &super::admin::Actor("test".into()),
+            AdminRequest {
+                id: 1,
+                trace: TraceId(1),
+                act_as: None,
+                command: AdminCommand::BackupCreate,
+            },
+            &mut reply,
+        );
+        chunks
+    });
+    started.recv().unwrap();
+    // Posts, sign-ups and new rooms go on while the backup is stalled.
+    let (_, dup) = f.send(1, &alice, room, "during the backup", "k1");
+    assert!(!dup);
+    let bob = f.register(2, "bob").access_token;
+    f.room(2, &bob, "another", Visibility::Public);
+    release.send(()).unwrap();
+    assert!(backup.join().unwrap() > 0);
+}

@@ -41,6 +41,25 @@ pub enum PeerChange {
     Removed,
 }
 
+/// Prefixes of `room_data` that are not derived from the events: read
+/// and delivery positions, and records of sends (those of rooms older than
+/// rules version 3 are not in their events).
+const NOT_DERIVED: &[u8] = &[
+    super::views::P_READ,
+    super::views::P_DELIVERED,
+    super::client::P_SENT,
+];
+
+/// Meta keys a backup carries: not the marks of this store's own log and
+/// recovery.
+fn meta_travels(k: &[u8]) -> bool {
+    k != b"recovering"
+        && k != super::LOG_CHECKED
+        && k != super::INLINE
+        && k != super::search::SEARCH_THROUGH
+        && !k.starts_with(super::CAUGHT_UP_PREFIX)
+}
+
 impl Store {
     fn admin_tree(&self, name: &'static str) -> Result<sled::Tree> {
         self.db.open_tree(name).map_err(store_err(name))
@@ -219,15 +238,20 @@ impl Store {
         Ok(n)
     }
 
-    /// Writes every tree of the store in the backup format, calling `out`
-    /// with each piece; `key_file` is the node's key file, carried so a
-    /// restore is the same node. The copy's meta tree says `recovering`:
-    /// a restored node has missed what it posted after the backup and
-    /// must hear its own chain back from peers before it posts again, in
-    /// every room (the copy holds no room caught up).
+    /// Writes the store in the backup format (2), calling `out` with each
+    /// piece; `key_file` is the node's key file, carried so a restore is
+    /// the same node. The copy's meta tree says `recovering`: a restored
+    /// node has missed what it posted after the backup and must hear its
+    /// own chain back from peers before it posts again, in every room (the
+    /// copy holds no room caught up).
     ///
-    /// Consistency is the caller's: hold the rooms lock so no event is
-    /// written meanwhile. Returns (entries, checksum).
+    /// Nothing waits for it: the events are the log up to where it stood
+    /// when the backup began (its records never change but for erased
+    /// text, which reads as erased); of `room_data` only what is not
+    /// derived from them is copied (read and delivery positions, records
+    /// of sends); every other tree is copied key by key, each key as it is
+    /// when read. A restored node derives its indexes from the events.
+    /// Returns (entries and events, checksum).
     pub fn write_backup(
         &self,
         header: &BackupHeader,
@@ -239,6 +263,7 @@ impl Store {
             what: "backup",
             detail: e.to_string(),
         };
+        let upto = self.log.applied();
         let (mut w, mut buf) = BackupWriter::new(header).map_err(wire)?;
         w.file("node.key", key_file, &mut buf).map_err(wire)?;
         let mut entries = 0u64;
@@ -249,29 +274,12 @@ impl Store {
             let is_data = name.as_ref() == b"room_data";
             for item in tree.iter() {
                 let (k, v) = item.map_err(store_err("read for backup"))?;
-                if is_meta
-                    && (k.as_ref() == b"recovering"
-                        || k.as_ref() == super::LOG_CHECKED
-                        || k.starts_with(super::CAUGHT_UP_PREFIX))
-                {
+                if is_meta && !meta_travels(&k) {
                     continue;
                 }
-                // The copy is whole by itself: each event's bytes travel in
-                // its record (the restored store moves them into its own
-                // log), and erasures still due are done in the copy.
-                if is_data && k.first() == Some(&super::P_ERASE) {
+                if is_data && !k.first().is_some_and(|p| NOT_DERIVED.contains(p)) {
                     continue;
                 }
-                let v = if is_data && k.first() == Some(&super::P_EVENT) {
-                    let rec: super::EventRecord = super::decode("event record", &v)?;
-                    let body = super::Body::Inline(self.signed_of(&rec)?);
-                    sled::IVec::from(super::encode(
-                        "event record",
-                        &super::EventRecord { body, ..rec },
-                    )?)
-                } else {
-                    v
-                };
                 w.entry(&k, &v, &mut buf).map_err(wire)?;
                 entries += 1;
                 if buf.len() >= PIECE {
@@ -280,10 +288,17 @@ impl Store {
             }
             if is_meta {
                 w.entry(b"recovering", &[1], &mut buf).map_err(wire)?;
-                w.entry(super::INLINE, &[1], &mut buf).map_err(wire)?;
-                entries += 2;
+                entries += 1;
             }
         }
+        self.log.scan_until(upto, |_, rec| {
+            w.event(&rec.room, &rec.signed, &mut buf).map_err(wire)?;
+            entries += 1;
+            if buf.len() >= PIECE {
+                out(std::mem::take(&mut buf))?;
+            }
+            Ok(())
+        })?;
         let sum = w.finish(&mut buf);
         out(buf)?;
         Ok((entries, sum))

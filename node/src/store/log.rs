@@ -201,9 +201,9 @@ fn decode_record(b: &[u8]) -> Option<Record> {
 impl Log {
     /// Opens (or creates) the log in `dir`. Validates records from
     /// `checked` (everything before it was made durable and indexed) to the
-    /// end and cuts a torn tail; returns the log and the records after
-    /// `checked`, in order, for the store to compare with its indexes.
-    pub fn open(dir: &Path, checked: u64) -> Result<(Log, Vec<(Loc, Record)>)> {
+    /// end and cuts a torn tail; the store then compares the records after
+    /// `checked` with its indexes ([`Log::scan_from`]).
+    pub fn open(dir: &Path, checked: u64) -> Result<Log> {
         std::fs::create_dir_all(dir).map_err(io("create log directory"))?;
         let mut files = BTreeMap::new();
         for entry in std::fs::read_dir(dir).map_err(io("list log"))? {
@@ -231,18 +231,18 @@ impl Log {
             }),
             commits: Mutex::new(0),
         };
-        let tail = log.recover(checked)?;
+        log.recover(checked)?;
         *log.commits.lock().unwrap_or_else(|p| p.into_inner()) = log.end();
-        Ok((log, tail))
+        Ok(log)
     }
 
     fn lock(&self) -> MutexGuard<'_, Segments> {
         self.segments.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Scans from `from` to the end; cuts the log after the last whole
-    /// record.
-    fn recover(&self, from: u64) -> Result<Vec<(Loc, Record)>> {
+    /// Checks the records from `from` to the end; cuts the log after the
+    /// last whole record.
+    fn recover(&self, from: u64) -> Result<()> {
         let files: Vec<(u64, Arc<File>)> = {
             let s = self.lock();
             s.files.iter().map(|(b, f)| (*b, f.clone())).collect()
@@ -253,9 +253,8 @@ impl Log {
                     "the store indexes {from} bytes of log, but the log is gone"
                 )));
             }
-            return Ok(Vec::new());
+            return Ok(());
         };
-        let mut out = Vec::new();
         let mut end = from;
         for (i, (base, file)) in files.iter().enumerate() {
             let size = file.metadata().map_err(io("size segment"))?.len();
@@ -289,16 +288,9 @@ impl Log {
                 let mut buf = vec![0u8; len];
                 file.read_exact_at(&mut buf, at)
                     .map_err(io("read segment"))?;
-                let Some(rec) = decode_record(&buf) else {
+                if decode_record(&buf).is_none() {
                     break true;
-                };
-                out.push((
-                    Loc {
-                        pos: base + at,
-                        len: len as u32,
-                    },
-                    rec,
-                ));
+                }
                 at += len as u64;
             };
             end = base + at;
@@ -320,7 +312,7 @@ impl Log {
             }
         }
         self.lock().end = end;
-        Ok(out)
+        Ok(())
     }
 
     /// The position after the last record.
@@ -529,8 +521,22 @@ impl Log {
     }
 
     /// Reads every record in order from position `from` (a record's start).
-    pub fn scan_from(&self, from: u64, mut f: impl FnMut(Loc, Record) -> Result<()>) -> Result<()> {
+    pub fn scan_from(&self, from: u64, f: impl FnMut(Loc, Record) -> Result<()>) -> Result<()> {
         let end = self.end();
+        self.scan_between(from, end, f)
+    }
+
+    /// Reads every record that ends at or before `to`, in order.
+    pub fn scan_until(&self, to: u64, f: impl FnMut(Loc, Record) -> Result<()>) -> Result<()> {
+        self.scan_between(0, to.min(self.end()), f)
+    }
+
+    fn scan_between(
+        &self,
+        from: u64,
+        end: u64,
+        mut f: impl FnMut(Loc, Record) -> Result<()>,
+    ) -> Result<()> {
         let first = self.lock().files.keys().next().copied().unwrap_or(0);
         let mut pos = from.max(first);
         while pos < end {
@@ -577,12 +583,22 @@ mod tests {
         }
     }
 
+    fn tail(log: &Log, from: u64) -> Vec<(Loc, Record)> {
+        let mut out = Vec::new();
+        log.scan_from(from, |l, r| {
+            out.push((l, r));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
     #[test]
     fn records_come_back_after_a_reopen_and_a_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
         let room = RoomId([7; 32]);
-        let (log, tail) = Log::open(dir.path(), 0).unwrap();
-        assert!(tail.is_empty());
+        let log = Log::open(dir.path(), 0).unwrap();
+        assert!(tail(&log, 0).is_empty());
         let a = event(1, Some(b"hello".to_vec()));
         let b = event(2, None);
         let locs = log.append(&[(room, &a), (room, &b)]).unwrap();
@@ -598,20 +614,23 @@ mod tests {
         encode_record(&room, &event(3, Some(vec![9; 100])), &mut extra);
         bytes.extend_from_slice(&extra[..extra.len() / 2]);
         std::fs::write(&seg, &bytes).unwrap();
-        let (log, tail) = Log::open(dir.path(), 0).unwrap();
+        let log = Log::open(dir.path(), 0).unwrap();
         assert_eq!(log.end(), end);
-        assert_eq!(tail.len(), 2);
-        assert_eq!(tail[0].1.signed, a);
-        let (_, tail) = Log::open(dir.path(), locs[1].pos).unwrap();
-        assert_eq!(tail.len(), 1);
-        assert_eq!(tail[0].1.signed, b);
+        let all = tail(&log, 0);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].1.signed, a);
+        drop(log);
+        let log = Log::open(dir.path(), locs[1].pos).unwrap();
+        let last = tail(&log, locs[1].pos);
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].1.signed, b);
     }
 
     #[test]
     fn erased_content_is_gone_from_the_file_and_reads_as_none() {
         let dir = tempfile::tempdir().unwrap();
         let room = RoomId([7; 32]);
-        let (log, _) = Log::open(dir.path(), 0).unwrap();
+        let log = Log::open(dir.path(), 0).unwrap();
         let secret = b"the secret text".to_vec();
         let a = event(1, Some(secret.clone()));
         let loc = log.append(&[(room, &a)]).unwrap()[0];
@@ -623,8 +642,8 @@ mod tests {
         log.sync().unwrap();
         let bytes = std::fs::read(segment_path(dir.path(), 0)).unwrap();
         assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()));
-        let (log, tail) = Log::open(dir.path(), 0).unwrap();
-        assert_eq!(tail.len(), 1);
+        let log = Log::open(dir.path(), 0).unwrap();
+        assert_eq!(tail(&log, 0).len(), 1);
         let back = log.read(loc).unwrap().signed;
         assert_eq!(back.content, None);
         assert_eq!(back.header, a.header);
@@ -634,7 +653,7 @@ mod tests {
     fn segments_roll_and_scan_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let room = RoomId([1; 32]);
-        let (log, _) = Log::open(dir.path(), 0).unwrap();
+        let log = Log::open(dir.path(), 0).unwrap();
         let big = event(5, Some(vec![3; MAX_CONTENT_LEN]));
         let per = (SEGMENT_BYTES / 61_000) as usize + 3;
         let mut all = Vec::new();
@@ -652,8 +671,8 @@ mod tests {
         assert_eq!(seen, all);
         log.sync().unwrap();
         drop(log);
-        let (log, tail) = Log::open(dir.path(), 0).unwrap();
-        assert_eq!(tail.len(), all.len());
+        let log = Log::open(dir.path(), 0).unwrap();
+        assert_eq!(tail(&log, 0).len(), all.len());
         assert_eq!(log.read(all[per - 1]).unwrap().signed, big);
     }
 

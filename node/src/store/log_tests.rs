@@ -279,16 +279,7 @@ fn a_schema_3_store_moves_its_events_into_the_log() {
     assert!(contains(&log_bytes(dir.path()), b"m39"));
 }
 
-#[test]
-fn a_backup_carries_the_events_and_the_restored_store_logs_them() {
-    let (c, evs, digest) = events(20);
-    let store = Store::temporary().unwrap();
-    let mut room = store.create_room(&c).unwrap();
-    for ev in &evs {
-        room.submit(ev, T0).unwrap().unwrap();
-    }
-    room.commit().unwrap();
-    store.wait_durable().unwrap();
+fn backup_of(store: &Store) -> Vec<u8> {
     let header = confab_wire::backup::BackupHeader {
         node: key_().node_id(),
         name: "test".into(),
@@ -302,44 +293,130 @@ fn a_backup_carries_the_events_and_the_restored_store_logs_them() {
             Ok(())
         })
         .unwrap();
-    // Restore it as the offline restore does: every tree, entry by entry.
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let db = raw_sled(dir.path());
-        let mut reader = confab_wire::backup::BackupReader::default();
-        reader.push(&file);
-        let mut tree = None;
-        while let Some(item) = reader.next_item().unwrap() {
-            match item {
-                confab_wire::backup::BackupItem::Tree(name) => {
-                    tree = Some(db.open_tree(name).unwrap());
-                }
-                confab_wire::backup::BackupItem::Entry { key, value } => {
-                    tree.as_ref().unwrap().insert(key, value).unwrap();
-                }
-                _ => {}
-            }
-        }
-        db.flush().unwrap();
-    }
-    let restored = Store::open(dir.path()).unwrap();
-    assert_eq!(
-        restored
-            .open_room(&c.room())
-            .unwrap()
-            .unwrap()
-            .engine()
-            .digest(),
-        digest
-    );
-    assert_eq!(log_records(&restored), 21);
-    assert!(restored.meta.get(INLINE).unwrap().is_none());
+    file
+}
+
+#[test]
+fn a_backup_carries_the_log_and_the_restored_store_derives_the_rest() {
+    let (c, evs, _) = events(20);
+    let store = Store::temporary().unwrap();
+    let mut room = store.create_room(&c).unwrap();
     for ev in &evs {
-        let rec = history::read_record(&restored.data, &ev.id())
-            .unwrap()
-            .unwrap();
-        assert!(matches!(rec.body, Body::Logged(_)));
+        room.submit(ev, T0).unwrap().unwrap();
     }
+    // A deletion: the copy must not carry the deleted text.
+    let reason = Content::Reason(ReasonContent {
+        reason: "gone".into(),
+    });
+    let r = sign(
+        &room,
+        EventKind::Redact {
+            target: evs[3].id(),
+        },
+        &reason,
+        T0 + 100,
+    );
+    room.submit(&r, T0 + 100).unwrap().unwrap();
+    room.commit().unwrap();
+    store.wait_durable().unwrap();
+    let digest = room.engine().digest();
+    let file = backup_of(&store);
+    // Only what is not derived travels besides the events.
+    let items = confab_wire::backup::read_all(&file).unwrap();
+    let events = items
+        .iter()
+        .filter(|i| matches!(i, confab_wire::backup::BackupItem::Event { .. }))
+        .count();
+    assert_eq!(events, 22);
+    assert!(!items.iter().any(|i| matches!(
+        i,
+        confab_wire::backup::BackupItem::Entry { key, .. } if key.first() == Some(&P_EVENT)
+    )));
+    let copied = |id: EventId| {
+        items.iter().find_map(|i| match i {
+            confab_wire::backup::BackupItem::Event { event, .. }
+                if confab_wire::sign::event_id(&event.header) == id =>
+            {
+                Some(event.clone())
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(copied(evs[3].id()).unwrap().content, None);
+    assert!(copied(evs[4].id()).unwrap().content.is_some());
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("b.confab");
+    std::fs::write(&path, &file).unwrap();
+    let dir = tmp.path().join("data");
+    let restored = restore::restore(&path, &dir).unwrap();
+    assert_eq!(restored.events, 22);
+    let back = Store::open(&dir.join("db")).unwrap();
+    assert!(back.recovering().unwrap());
+    let mut room = back.open_room(&c.room()).unwrap().unwrap();
+    assert_eq!(room.engine().digest(), digest);
+    assert!(room.audit().is_clean());
+    assert!(back.check_log().unwrap().agrees());
+    assert!(
+        back.event(&evs[3].id())
+            .unwrap()
+            .unwrap()
+            .signed
+            .content
+            .is_none()
+    );
+    assert_eq!(
+        back.event(&evs[4].id()).unwrap().unwrap().signed,
+        *evs[4].signed()
+    );
+}
+
+#[test]
+fn a_restore_refuses_a_used_directory_and_leaves_nothing_from_a_damaged_file() {
+    let (c, _, _) = events(0);
+    let store = Store::temporary().unwrap();
+    store.create_room(&c).unwrap();
+    store.wait_durable().unwrap();
+    let file = backup_of(&store);
+    let tmp = tempfile::tempdir().unwrap();
+    let good = tmp.path().join("good.confab");
+    std::fs::write(&good, &file).unwrap();
+    let mut flipped = file.clone();
+    let at = file.len() - 50;
+    flipped[at] ^= 0x80;
+    for (name, bytes) in [
+        ("flipped", flipped),
+        ("cut", file[..file.len() - 1].to_vec()),
+    ] {
+        let bad = tmp.path().join(name);
+        std::fs::write(&bad, &bytes).unwrap();
+        let dir = tmp.path().join(format!("new-{name}"));
+        let e = restore::restore(&bad, &dir).unwrap_err().to_string();
+        assert!(e.contains("not a whole backup"), "{name}: {e}");
+        assert!(
+            !dir.exists(),
+            "{name}: a failed restore left {}",
+            dir.display()
+        );
+        let empty = tmp.path().join(format!("empty-{name}"));
+        std::fs::create_dir(&empty).unwrap();
+        assert!(restore::restore(&bad, &empty).is_err());
+        assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    }
+    let used = tmp.path().join("used");
+    std::fs::create_dir(&used).unwrap();
+    std::fs::write(used.join("node.key"), b"another key").unwrap();
+    let e = restore::restore(&good, &used).unwrap_err().to_string();
+    assert!(e.contains("is not empty"), "{e}");
+    assert_eq!(
+        std::fs::read(used.join("node.key")).unwrap(),
+        b"another key"
+    );
+    let dir = tmp.path().join("fresh");
+    restore::restore(&good, &dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.join("node.key")), 0o600);
+    assert_eq!(mode(&dir), 0o700);
 }
 
 #[test]

@@ -44,6 +44,7 @@ mod history;
 pub mod log;
 mod migrate;
 mod recover;
+pub mod restore;
 pub mod search;
 pub mod views;
 
@@ -261,7 +262,7 @@ impl Store {
             })?),
             None => 0,
         };
-        let (log, tail) = log::Log::open(log_dir, checked)?;
+        let log = log::Log::open(log_dir, checked)?;
         let log = Arc::new(log);
         let mut fresh = false;
         match meta.get("schema").map_err(store_err("read schema"))? {
@@ -318,7 +319,7 @@ impl Store {
             volatile: false,
             flusher,
         };
-        store.recover(tail)?;
+        store.recover(checked)?;
         Ok(store)
     }
 

@@ -19,6 +19,9 @@ use super::{
     Body, INLINE, P_ERASE, P_EVENT, P_HOT, Room, Store, decode, history, key, migrate, store_err,
 };
 use crate::engine::Hot;
+
+/// Events replayed between commits.
+const REPLAY_BATCH: usize = 4096;
 use crate::error::{Error, Result};
 
 /// What [`Store::check_log`] found.
@@ -67,7 +70,7 @@ impl Store {
     }
 
     /// Runs once in [`Store::open`], before anything reads the store.
-    pub(super) fn recover(&self, tail: Vec<(Loc, Record)>) -> Result<()> {
+    pub(super) fn recover(&self, checked: u64) -> Result<()> {
         if self
             .meta
             .get(INLINE)
@@ -78,7 +81,7 @@ impl Store {
         }
         self.finish_erasures()?;
         self.check_rooms_within_log()?;
-        self.replay(tail)?;
+        self.replay(checked)?;
         self.rederive_search()
     }
 
@@ -145,60 +148,25 @@ impl Store {
         Ok(())
     }
 
-    /// Judges again the events of the log's tail that the index lacks.
-    fn replay(&self, tail: Vec<(Loc, Record)>) -> Result<()> {
+    /// Judges again the events of the log after `from` that the index
+    /// lacks (all of them after a restore), committing as it goes.
+    fn replay(&self, from: u64) -> Result<()> {
         let mut rooms: HashMap<RoomId, Room> = HashMap::new();
         let mut replayed = 0u64;
-        for (loc, rec) in tail {
-            let ev = match rec.signed.verify() {
-                Ok(ev) => ev,
-                Err(e) => {
-                    tracing::warn!(position = loc.pos, error = %e, "a log record does not verify; skipped");
-                    continue;
+        let mut pending = 0usize;
+        self.log.scan_from(from, |loc, rec| {
+            if self.replay_one(&mut rooms, loc, rec)? {
+                replayed += 1;
+                pending += 1;
+            }
+            if pending >= REPLAY_BATCH {
+                for room in rooms.values_mut() {
+                    room.commit()?;
                 }
-            };
-            if ev.room() != rec.room {
-                tracing::warn!(
-                    position = loc.pos,
-                    "a log record names another room; skipped"
-                );
-                continue;
+                pending = 0;
             }
-            let indexed = self
-                .data
-                .contains_key(key(P_EVENT, &[ev.id().as_bytes()]))
-                .map_err(store_err("read event"))?;
-            if indexed {
-                continue;
-            }
-            let room = match rooms.entry(rec.room) {
-                Entry::Occupied(o) => o.into_mut(),
-                Entry::Vacant(v) => match self.open_room(&rec.room)? {
-                    Some(r) => v.insert(r),
-                    None => {
-                        match self.create_room_at(&ev, Some(loc)) {
-                            Ok(r) => {
-                                v.insert(r);
-                                replayed += 1;
-                            }
-                            Err(e) => {
-                                tracing::warn!(position = loc.pos, error = %e, "a logged event of a room not held; skipped");
-                            }
-                        }
-                        continue;
-                    }
-                },
-            };
-            room.logged.insert(ev.id(), loc);
-            // Judged as when it came: no event waits for its time again.
-            match room.submit(&ev, u64::MAX)? {
-                Ok(_) => replayed += 1,
-                Err(refusal) => {
-                    room.logged.remove(&ev.id());
-                    tracing::warn!(position = loc.pos, %refusal, "a logged event was refused on replay");
-                }
-            }
-        }
+            Ok(())
+        })?;
         for room in rooms.values_mut() {
             room.commit()?;
         }
@@ -210,5 +178,58 @@ impl Store {
             self.wait_durable()?;
         }
         Ok(())
+    }
+
+    /// Judges one logged event again if the index lacks it; true if it did.
+    fn replay_one(&self, rooms: &mut HashMap<RoomId, Room>, loc: Loc, rec: Record) -> Result<bool> {
+        let ev = match rec.signed.verify() {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(position = loc.pos, error = %e, "a log record does not verify; skipped");
+                return Ok(false);
+            }
+        };
+        if ev.room() != rec.room {
+            tracing::warn!(
+                position = loc.pos,
+                "a log record names another room; skipped"
+            );
+            return Ok(false);
+        }
+        let indexed = self
+            .data
+            .contains_key(key(P_EVENT, &[ev.id().as_bytes()]))
+            .map_err(store_err("read event"))?;
+        if indexed {
+            return Ok(false);
+        }
+        let room = match rooms.entry(rec.room) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => match self.open_room(&rec.room)? {
+                Some(r) => v.insert(r),
+                None => {
+                    match self.create_room_at(&ev, Some(loc)) {
+                        Ok(r) => {
+                            v.insert(r);
+                            return Ok(true);
+                        }
+                        Err(e) => {
+                            tracing::warn!(position = loc.pos, error = %e, "a logged event of a room not held; skipped");
+                        }
+                    }
+                    return Ok(false);
+                }
+            },
+        };
+        room.logged.insert(ev.id(), loc);
+        // Judged as when it came: no event waits for its time again.
+        match room.submit(&ev, u64::MAX)? {
+            Ok(_) => Ok(true),
+            Err(refusal) => {
+                room.logged.remove(&ev.id());
+                tracing::warn!(position = loc.pos, %refusal, "a logged event was refused on replay");
+                Ok(false)
+            }
+        }
     }
 }
