@@ -3,7 +3,7 @@
 // from config files in a temporary directory, and headless Chromium.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { createServer } from 'node:net';
@@ -63,11 +63,15 @@ export async function waitReady(url, guard = GUARD_MS) {
 export class NodeProc {
   /**
    * @param {string} name
-   * @param {{gateway?: 'in-process'|'separate'}} [opts]
+   * @param {{gateway?: 'in-process'|'separate', messagesPerMinute?: number, requestsPerMinute?: number}} [opts]
    */
   constructor(name, opts = {}) {
     this.name = name;
     this.separateGateway = opts.gateway === 'separate';
+    // Tests that post a long backlog through the protocol raise the rate
+    // limits (a minute's worth of tokens is the burst a user may send).
+    this.messagesPerMinute = opts.messagesPerMinute;
+    this.requestsPerMinute = opts.requestsPerMinute;
     this.dir = mkdtempSync(join(tmpdir(), `confab-e2e-${name}-`));
     this.data = join(this.dir, 'data');
     this.config = join(this.dir, 'node.toml');
@@ -115,7 +119,8 @@ gateways = [${this.gwId ? `"${this.gwId}"` : ''}]
 [gateway]
 enabled = ${!this.separateGateway}
 listen = "127.0.0.1:${this.webPort}"
-
+${this.requestsPerMinute ? `requests_per_minute = ${this.requestsPerMinute}` : ''}
+${this.messagesPerMinute ? `[limits]\nmessages_per_minute = ${this.messagesPerMinute}\n` : ''}
 [metrics]
 listen = "127.0.0.1:${this.metricsPort}"
 
@@ -226,6 +231,9 @@ export async function browser() {
       '--disable-component-update',
       '--disable-sync',
       '--disable-dev-shm-usage',
+      // A page served by a route has no address, so the browser would
+      // take its sockets to 127.0.0.1 for a public site's reaching in.
+      ...(UI_DIR ? ['--disable-features=LocalNetworkAccessChecks'] : []),
     ],
   });
 }
@@ -248,13 +256,39 @@ export async function axeViolations(page) {
 }
 
 /**
+ * CONFAB_UI_DIR (a development aid): the browser gets the web UI's files
+ * from this directory instead of from the gateway's embedded copy, so a UI
+ * change (or an older version of a file, to see a test fail) needs no
+ * rebuild. Service workers are off then, so offline reloads cannot work.
+ */
+const UI_DIR = process.env.CONFAB_UI_DIR || '';
+/** @type {Record<string, string>} */
+const UI_TYPES = { html: 'text/html', js: 'text/javascript', css: 'text/css', svg: 'image/svg+xml', webmanifest: 'application/manifest+json' };
+
+/** @param {import('playwright-core').BrowserContext} ctx @param {string} dir */
+async function serveUiFrom(ctx, dir) {
+  await ctx.route(/^http:\/\/127\.0\.0\.1:\d+\/[^?]*$/, async (route) => {
+    const path = new URL(route.request().url()).pathname;
+    const file = join(dir, path === '/' ? 'index.html' : path);
+    const type = UI_TYPES[path === '/' ? 'html' : path.split('.').pop() ?? ''];
+    if (!type || path.startsWith('/api/') || !existsSync(file)) return route.fallback();
+    await route.fulfill({ status: 200, contentType: type, body: readFileSync(file) });
+  });
+}
+
+/**
  * A new browser context and page at `url`. Page errors and console errors
  * (except those matching `ignore`) are appended to `problems`.
  * @param {import('playwright-core').Browser} b @param {string} url @param {string[]} problems
  * @param {{viewport?: {width: number, height: number}, ignore?: RegExp}} [opts]
  */
 export async function openPage(b, url, problems, opts = {}) {
-  const ctx = await b.newContext({ viewport: opts.viewport ?? { width: 1280, height: 800 } });
+  const ctx = await b.newContext({
+    viewport: opts.viewport ?? { width: 1280, height: 800 },
+    // The service worker would answer before the route below could.
+    serviceWorkers: UI_DIR ? 'block' : 'allow',
+  });
+  if (UI_DIR) await serveUiFrom(ctx, UI_DIR);
   const page = await ctx.newPage();
   page.setDefaultTimeout(GUARD_MS);
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
@@ -286,4 +320,75 @@ export function message(page, text) {
 export async function send(page, text) {
   await page.getByTestId('composer-input').fill(text);
   await page.getByTestId('composer-input').press('Enter');
+}
+
+/**
+ * Talks the browser protocol (gateway/PROTOCOL.md) on a socket of its own,
+ * opened from `page` (so its Origin is the gateway's): registers `username`
+ * (or signs in if the name is taken), runs `create_room` with `settings`
+ * when given (else joins `room`), then posts `count` messages whose body is
+ * `template` with `{n}` replaced by the number, zero-padded to 4 digits.
+ * Fast, not typed: the first message is confirmed before the rest are
+ * pipelined, so it is the room's oldest. Resolves with the room id.
+ * @param {import('playwright-core').Page} page
+ * @param {{username: string, room?: string, settings?: Record<string, unknown>, count: number, template: string}} opts
+ * @returns {Promise<string>}
+ */
+export function postMessages(page, opts) {
+  return page.evaluate(async ({ username, room, settings, count, template }) => {
+    const ws = new WebSocket(`${location.origin.replace(/^http/, 'ws')}/ws`);
+    let next = 1;
+    /** @type {Map<number, (msg: any) => void>} */
+    const waiting = new Map();
+    const hello = new Promise((resolve) => {
+      ws.addEventListener('message', (ev) => {
+        const msg = JSON.parse(ev.data);
+        if (msg.push === 'hello') resolve(msg);
+        else if (typeof msg.id === 'number') waiting.get(msg.id)?.(msg);
+      });
+    });
+    /** @param {string} type @param {Record<string, unknown>} fields @returns {Promise<any>} */
+    const call = (type, fields = {}) =>
+      new Promise((resolve) => {
+        const id = next++;
+        waiting.set(id, (msg) => {
+          waiting.delete(id);
+          resolve(msg);
+        });
+        ws.send(JSON.stringify({ ...fields, id, type }));
+      });
+    /** @param {string} type @param {Record<string, unknown>} fields */
+    const ok = async (type, fields = {}) => {
+      for (;;) {
+        const r = await call(type, fields);
+        if (r.error?.code === 'rate_limited') {
+          await new Promise((res) => setTimeout(res, r.error.retry_after_ms ?? 500));
+          continue;
+        }
+        if (r.error) throw new Error(`${type}: ${r.error.code} ${r.error.message}`);
+        return r.ok;
+      }
+    };
+    await hello;
+    const cred = { username, password: 'correct horse battery' };
+    const reg = await call('register', cred);
+    if (reg.error) await ok('login', cred);
+    let id = room;
+    if (settings) id = (await ok('create_room', { settings, invite: [] })).room;
+    else await ok('join_room', { room: id });
+    const body = (/** @type {number} */ n) => template.replace('{n}', String(n).padStart(4, '0'));
+    const key = (/** @type {number} */ n) => `${username}-${id}-${n}`.replace(/[^a-z0-9-]/gi, '').slice(-64);
+    if (count > 0) await ok('send', { room: id, body: body(1), idempotency_key: key(1) });
+    // A window of sends in flight; a repeated key never posts twice.
+    let n = 2;
+    const worker = async () => {
+      while (n <= count) {
+        const mine = n++;
+        await ok('send', { room: id, body: body(mine), idempotency_key: key(mine) });
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    ws.close(1000);
+    return /** @type {string} */ (id);
+  }, opts);
 }

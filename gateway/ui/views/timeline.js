@@ -41,6 +41,8 @@ export function timelineView(ctx, room) {
   let pillDismissed = false;
   let newWhileAway = 0;
   let lastCount = 0;
+  /** The item count when older items were last loaded without a scroll. */
+  let autoAt = -1;
 
   const nearBottom = () => list.scrollHeight - list.scrollTop - list.clientHeight < NEAR_BOTTOM_PX;
   c.atBottom = (r) => r !== room || stick;
@@ -142,7 +144,7 @@ export function timelineView(ctx, room) {
     } else if (t.loaded && !t.moreBefore) {
       content = roomStart(t);
     } else if (t.moreBefore && t.loaded) {
-      content = h('div', { class: 'state-msg subtle' }, h('button', { type: 'button', class: 'link-btn', text: 'Load older messages', onclick: () => c.loadOlder(room) }));
+      content = h('div', { class: 'state-msg subtle' }, h('button', { type: 'button', class: 'link-btn', testid: 'load-older', text: 'Load older messages', onclick: () => c.loadOlder(room) }));
     }
     const key = content ? `${content.dataset.testid ?? ''}|${content.textContent}` : '';
     if (top.dataset.key !== key) {
@@ -184,26 +186,41 @@ export function timelineView(ctx, room) {
 
   // ---- scrolling
 
-  /** Keeps the reader's place across an update. @param {() => void} fn */
+  /**
+   * Keeps the reader's place across an update: the message (or system
+   * line, or pending message) in the middle of the view stays where it is
+   * on screen. Never a day separator or marker: their keys survive a
+   * prepended page of the same day and move to its top, which once threw
+   * the view to the oldest loaded message. Not the topmost message either:
+   * an older page by the same author turns it into a continuation, shorter
+   * by its header.
+   * @param {() => void} fn
+   */
   const preserve = (fn) => {
     const wasStick = stick && positioned;
-    let anchorKey = null;
+    /** @type {Element|null} */
+    let anchor = null;
     let offset = 0;
-    const listTop = list.getBoundingClientRect().top;
+    const box = list.getBoundingClientRect();
+    const listTop = box.top;
     if (!wasStick && positioned) {
+      const middle = listTop + Math.min(box.height, list.clientHeight) / 2;
       for (const el of Array.from(list.children)) {
+        const key = entryKey(el);
+        if (!key || !(key.startsWith('ev:') || key.startsWith('pend:'))) continue;
         const rect = el.getBoundingClientRect();
-        if (rect.bottom > listTop && entryKey(el)) {
-          anchorKey = entryKey(el);
-          offset = rect.top - listTop;
-          break;
-        }
+        if (rect.bottom <= listTop) continue;
+        anchor = el;
+        offset = rect.top - listTop;
+        if (rect.bottom > middle) break;
       }
     }
+    const anchorKey = anchor ? entryKey(anchor) : null;
     fn();
     if (wasStick) list.scrollTop = list.scrollHeight;
     else if (anchorKey) {
-      const el = Array.from(list.children).find((x) => entryKey(x) === anchorKey);
+      // The same element if it was kept, else its re-rendered successor.
+      const el = anchor && anchor.isConnected ? anchor : Array.from(list.children).find((x) => entryKey(x) === anchorKey);
       if (el) list.scrollTop += el.getBoundingClientRect().top - listTop - offset;
     }
   };
@@ -225,12 +242,24 @@ export function timelineView(ctx, room) {
   /** @param {string} id */
   const findEvent = (id) => /** @type {HTMLElement|null} */ (list.querySelector(`[data-event-id="${CSS.escape(id)}"]`));
 
-  const fillScreen = () => {
+  /**
+   * Loads the next older page while the top of the loaded history is in
+   * reach: after each page (the reader may still be at the top), when the
+   * list does not fill the screen, and on a scroll near the top. A scroll
+   * event alone is not enough: at scrollTop 0 the wheel scrolls nothing and
+   * fires none. Unasked (after a render) it tries once per number of
+   * items, so a page that fails is not asked for again and again.
+   * @param {boolean} [unasked]
+   */
+  const loadOlderIfNear = (unasked = false) => {
     const t = s.timeline(room);
-    if (positioned && t.loaded && t.moreBefore && t.loading === 'none' && s.conn.state === 'online' && list.scrollHeight <= list.clientHeight + 40) {
-      setTimeout(() => c.loadOlder(room), 0);
-    }
+    if (!positioned || !t.loaded || !t.moreBefore || t.loading !== 'none' || s.conn.state !== 'online') return;
+    if (list.scrollTop >= LOAD_MORE_PX && list.scrollHeight > list.clientHeight + 40) return;
+    if (unasked && autoAt === t.items.length) return;
+    if (unasked) autoAt = t.items.length;
+    setTimeout(() => c.loadOlder(room), 0);
   };
+  const fillScreen = () => loadOlderIfNear(true);
 
   const updateButtons = () => {
     const t = s.timeline(room);
@@ -247,6 +276,12 @@ export function timelineView(ctx, room) {
     }
     if (show !== !unreadPill.hidden) {
       unreadPill.hidden = !show;
+      // The pill floats over the top of the list: room is made above the
+      // "Load older messages" link so the pill never covers it. Away from
+      // the top, the view is kept still while that room appears or goes.
+      const before = top.offsetHeight;
+      wrap.classList.toggle('with-top-pill', show);
+      if (list.scrollTop > 0 && !(stick && positioned)) list.scrollTop += top.offsetHeight - before;
       if (show) {
         const n = t.unreadAtOpen;
         unreadPill.replaceChildren(
@@ -275,6 +310,16 @@ export function timelineView(ctx, room) {
       if (list.scrollHeight - list.scrollTop - list.clientHeight < LOAD_MORE_PX && t.moreAfter && t.loading === 'none') c.loadNewer(room);
       updateButtons();
       if (stick) c.markReadSoon(room);
+    },
+    { passive: true },
+  );
+
+  // At the very top the wheel (or a swipe) moves nothing and fires no
+  // scroll event: ask for older messages directly.
+  list.addEventListener(
+    'wheel',
+    (ev) => {
+      if (ev.deltaY < 0 && list.scrollTop === 0) loadOlderIfNear();
     },
     { passive: true },
   );
