@@ -49,6 +49,7 @@ ui_files!(
     "/cache.js",
     "/client.js",
     "/dom.js",
+    "/drafts.js",
     "/emoji.js",
     "/files.js",
     "/icon.svg",

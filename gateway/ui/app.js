@@ -22,6 +22,17 @@ function mount() {
 
 client.store.on('me', mount);
 
+// The tab's title counts the unread messages of all rooms, so a tab in the
+// background still says there is something to read: "(3) Confab".
+const updateTitle = () => {
+  let unread = 0;
+  for (const r of client.store.rooms.values()) if (!r.invited) unread += r.unread;
+  const title = unread > 0 ? `(${unread}) Confab` : 'Confab';
+  if (document.title !== title) document.title = title;
+};
+client.store.on('rooms', updateTitle);
+client.store.on('me', updateTitle);
+
 // The skip link focuses the main region without touching the hash route.
 document.querySelector('.skip-link')?.addEventListener('click', (ev) => {
   ev.preventDefault();

@@ -9,6 +9,7 @@ import { cacheClear, cacheGet, cacheSet } from './cache.js';
 import { blobUrl, upload } from './files.js';
 import { compareItems, errorText, randomKey, throttle } from './util.js';
 import { toast } from './dom.js';
+import { clearDrafts } from './drafts.js';
 
 /** @typedef {import('./types.js').Item} Item */
 /** @typedef {import('./types.js').Page} Page */
@@ -388,6 +389,7 @@ export class Client {
   /** Clears everything of the user and shows the sign-in screen. @param {string|null} why */
   signedOut(why) {
     const s = this.store;
+    if (s.me) clearDrafts(s.me);
     this.session.forget();
     cacheClear().catch(() => {});
     s.me = null;

@@ -24,6 +24,7 @@ const SHELL = [
   '/cache.js',
   '/files.js',
   '/dom.js',
+  '/drafts.js',
   '/util.js',
   '/types.js',
   '/markdown.js',

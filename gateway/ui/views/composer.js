@@ -9,6 +9,7 @@ import { preview } from '../markdown.js';
 import { byteLength, fmtShortDate, fmtSize, localpart, isUserId } from '../util.js';
 import { avatar, userName } from './common.js';
 import { pickEmoji } from './picker.js';
+import { loadDraft, saveDraft } from '../drafts.js';
 
 /** @typedef {import('./common.js').Ctx} Ctx */
 /** @typedef {import('./common.js').Draft} Draft */
@@ -43,9 +44,12 @@ export function composer(ctx, opts) {
   const inThread = !!threadRoot;
   const seq = ++composerSeq;
   const draftKey = inThread ? `${room}|${threadRoot}` : room;
+  const saved = ctx.drafts.has(draftKey) ? null : loadDraft(s.me, draftKey);
   /** @type {Draft} */
-  const draft = ctx.drafts.get(draftKey) ?? { text: '', mentions: new Set(), replyTo: null };
+  const draft = ctx.drafts.get(draftKey) ?? { text: saved?.text ?? '', mentions: new Set(saved?.mentions ?? []), replyTo: saved?.replyTo ?? null };
   ctx.drafts.set(draftKey, draft);
+  /** Writes the draft through to storage, so a reload finds it. */
+  const keep = () => saveDraft(s.me, draftKey, { text: draft.text, mentions: [...draft.mentions], replyTo: draft.replyTo });
   /** @type {Upload[]} */
   let uploads = [];
   let lastTypingSent = 0;
@@ -157,6 +161,7 @@ export function composer(ctx, opts) {
           testid: 'replying-cancel',
           onclick: () => {
             draft.replyTo = null;
+            keep();
             renderReply();
             input.focus();
           },
@@ -255,6 +260,7 @@ export function composer(ctx, opts) {
     draft.text = '';
     draft.mentions.clear();
     draft.replyTo = null;
+    keep();
     uploads = [];
     renderUploads();
     renderReply();
@@ -352,6 +358,7 @@ export function composer(ctx, opts) {
     input.setRangeText(insert, mentionRange.start, mentionRange.end, 'end');
     draft.mentions.add(o.user);
     draft.text = input.value;
+    keep();
     closeSuggest();
     updateSend();
     input.focus();
@@ -370,6 +377,7 @@ export function composer(ctx, opts) {
 
   input.addEventListener('input', () => {
     draft.text = input.value;
+    keep();
     updateSend();
     onTyping();
     updateSuggest();
@@ -406,6 +414,7 @@ export function composer(ctx, opts) {
       if (previewOn) togglePreview();
       else {
         draft.replyTo = null;
+        keep();
         renderReply();
       }
     } else if (ev.key === 'ArrowUp' && !input.value && !inThread) {
@@ -436,6 +445,7 @@ export function composer(ctx, opts) {
     input.focus();
     input.setRangeText(e, input.selectionStart ?? input.value.length, input.selectionEnd ?? input.value.length, 'end');
     draft.text = input.value;
+    keep();
     updateSend();
   });
 
@@ -445,6 +455,7 @@ export function composer(ctx, opts) {
     s.on('reply', (/** @type {{room: string, event: string}} */ x) => {
       if (x.room !== room || inThread) return;
       draft.replyTo = x.event;
+      keep();
       renderReply();
     }),
   ];
