@@ -56,6 +56,7 @@ ui_files!(
     "/manifest.webmanifest",
     "/markdown.js",
     "/protocol.js",
+    "/rich.js",
     "/session.js",
     "/state.js",
     "/styles.css",
@@ -71,6 +72,7 @@ ui_files!(
     "/views/picker.js",
     "/views/room.js",
     "/views/shell.js",
+    "/views/shortcodes.js",
     "/views/sidebar.js",
     "/views/timeline.js",
 );

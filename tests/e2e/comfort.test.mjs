@@ -19,7 +19,7 @@ let chrome;
 /** @type {string[]} */
 const problems = [];
 let passed = 0;
-const TESTS = 1;
+const TESTS = 2;
 
 before(async () => {
   node = new NodeProc('zeta');
@@ -108,6 +108,77 @@ test('drafts outlive a reload, per room, and the tab title counts unread message
   await openRoom(page, 'notes');
   await message(page, 'news 0003').waitFor();
   await page.waitForFunction(() => document.title === 'Confab');
+  assert.deepEqual(problems, []);
+  passed++;
+}));
+
+test('bare web addresses become safe links, and :shortcodes: become emoji, with a keyboard autocomplete', () => guarded('links', async () => {
+  const { page } = await open();
+  await register(page, 'xena');
+  const room = await createRoom(page, 'links');
+  // Written by another client, as plain markdown: addresses not in
+  // brackets, shortcodes as typed, and things that must stay text.
+  await postMessages(page, {
+    username: 'yuri',
+    room,
+    count: 1,
+    template: 'Docs at https://example.com/guide?x=1&y=2. :rocket: `:tada: https://example.com/code` javascript:alert(1) <img src=x onerror=alert(1)> https://example.com/"onmouseover="alert(1) {n}',
+  });
+  const theirs = message(page, 'Docs at');
+  await theirs.waitFor();
+  const body = theirs.getByTestId('message-body');
+  const guide = body.locator('a[href="https://example.com/guide?x=1&y=2"]');
+  await guide.waitFor();
+  assert.equal(await guide.textContent(), 'https://example.com/guide?x=1&y=2', 'the full stop is not part of the link');
+  assert.equal(await guide.getAttribute('target'), '_blank');
+  const rel = ((await guide.getAttribute('rel')) ?? '').split(/\s+/);
+  assert.ok(rel.includes('noopener') && rel.includes('noreferrer'), `rel is ${rel.join(' ')}`);
+  assert.match(await body.textContent() ?? '', /🚀/);
+  // Code stays as written; only http(s) links; no markup from the text.
+  assert.equal(await body.locator('code').textContent(), ':tada: https://example.com/code');
+  assert.equal(await body.locator('code a').count(), 0);
+  const hrefs = await body.locator('a').evaluateAll((as) => as.map((a) => /** @type {HTMLAnchorElement} */ (a).href));
+  assert.ok(hrefs.every((href) => /^https:\/\/example\.com\//.test(href)), `links: ${hrefs.join(' ')}`);
+  assert.equal(await body.locator('img, [onerror], [onmouseover]').count(), 0);
+
+  // The autocomplete: a colon and two letters open it.
+  const input = page.getByTestId('composer-input');
+  await input.click();
+  await input.pressSequentially('Ship it :t');
+  assert.equal(await page.getByTestId('emoji-suggestions').isVisible(), false, 'one letter is not enough');
+  await input.pressSequentially('a');
+  const list = page.getByTestId('emoji-suggestions');
+  await list.waitFor();
+  const tada = list.locator('[data-testid="emoji-suggestion"][data-shortcode="tada"]');
+  await tada.and(page.locator('[aria-selected="true"]')).waitFor();
+  await shot(page, '02-emoji-autocomplete');
+  // Arrow keys move the choice, and come back.
+  if ((await list.getByTestId('emoji-suggestion').count()) > 1) {
+    await input.press('ArrowDown');
+    await tada.and(page.locator('[aria-selected="false"]')).waitFor();
+    await input.press('ArrowUp');
+    await tada.and(page.locator('[aria-selected="true"]')).waitFor();
+  }
+  await input.press('Enter');
+  await list.waitFor({ state: 'hidden' });
+  assert.equal(await input.inputValue(), 'Ship it 🎉', 'Enter picks, and does not send');
+  await input.pressSequentially(' :roc');
+  await list.locator('[data-shortcode="rocket"]').waitFor();
+  await input.press('Tab');
+  assert.equal(await input.inputValue(), 'Ship it 🎉 🚀');
+  await input.pressSequentially(' :fi');
+  await list.waitFor();
+  await input.press('Escape');
+  await list.waitFor({ state: 'hidden' });
+  assert.equal(await input.inputValue(), 'Ship it 🎉 🚀 :fi');
+  // A shortcode typed out in full is sent as the emoji.
+  await input.pressSequentially('nally :sparkles: see https://example.org/release');
+  await input.press('Enter');
+  const mine = message(page, 'Ship it').and(page.locator('[data-state="confirmed"]'));
+  await mine.waitFor();
+  assert.equal((await mine.getByTestId('message-body').textContent())?.trim(), 'Ship it 🎉 🚀 :finally ✨ see https://example.org/release');
+  await mine.locator('a[href="https://example.org/release"]').waitFor();
+  await shot(page, '03-links-and-emoji');
   assert.deepEqual(problems, []);
   passed++;
 }));

@@ -10,6 +10,8 @@ import { byteLength, fmtShortDate, fmtSize, localpart, isUserId } from '../util.
 import { avatar, userName } from './common.js';
 import { pickEmoji } from './picker.js';
 import { loadDraft, saveDraft } from '../drafts.js';
+import { replaceShortcodes } from '../emoji.js';
+import { shortcodeSuggest } from './shortcodes.js';
 
 /** @typedef {import('./common.js').Ctx} Ctx */
 /** @typedef {import('./common.js').Draft} Draft */
@@ -60,6 +62,7 @@ export function composer(ctx, opts) {
   const inputId = `composer-input-${seq}`;
   const hintId = `composer-hint-${seq}`;
   const listId = `mention-list-${seq}`;
+  const emojiListId = `emoji-list-${seq}`;
   const roomLabel = () => (inThread ? 'Reply in thread' : `Message ${s.rooms.get(room)?.direct_with ? s.roomName(room) : `#${s.roomName(room)}`}`);
 
   const input = h('textarea', {
@@ -70,7 +73,7 @@ export function composer(ctx, opts) {
     placeholder: roomLabel(),
     'aria-describedby': hintId,
     'aria-autocomplete': 'list',
-    'aria-controls': listId,
+    'aria-controls': `${listId} ${emojiListId}`,
     autocomplete: 'off',
     spellcheck: 'true',
     enterkeyhint: 'send',
@@ -78,6 +81,11 @@ export function composer(ctx, opts) {
   input.value = draft.text;
   const label = h('label', { class: 'sr-only', for: inputId, text: roomLabel() });
   const suggest = h('ul', { class: 'suggest', id: listId, role: 'listbox', testid: 'mention-suggestions', 'aria-label': 'People', hidden: true });
+  const codes = shortcodeSuggest(input, emojiListId, () => {
+    draft.text = input.value;
+    keep();
+    updateSend();
+  });
   const previewEl = h('div', { class: 'md-preview', testid: 'markdown-preview', hidden: true, 'aria-live': 'polite', 'aria-label': 'Preview' });
   const uploadsEl = h('ul', { class: 'uploads', 'aria-label': 'Files to send' });
   const replyEl = h('div', { class: 'replying', hidden: true });
@@ -100,7 +108,7 @@ export function composer(ctx, opts) {
   );
   const hint = h('div', { class: 'composer-hint', id: hintId }, h('span', { text: 'Enter to send · Shift+Enter for a new line · **bold** _italic_ `code`' }));
   const note = h('div', { class: 'composer-note', hidden: true });
-  const form = h('form', { class: `composer ${inThread ? 'composer-thread' : ''}`, testid: 'composer', 'data-room-id': room, 'aria-label': roomLabel() }, suggest, box, hint, note, fileInput);
+  const form = h('form', { class: `composer ${inThread ? 'composer-thread' : ''}`, testid: 'composer', 'data-room-id': room, 'aria-label': roomLabel() }, suggest, codes.el, box, hint, note, fileInput);
 
   // ---- state: can the user post?
 
@@ -250,7 +258,8 @@ export function composer(ctx, opts) {
   };
 
   const send = () => {
-    const text = input.value.trim();
+    // `:tada:` goes out as 🎉, so every client shows the emoji.
+    const text = replaceShortcodes(input.value.trim());
     const ready = uploads.filter((u) => u.state === 'done' && u.attachment).map((u) => /** @type {Attachment} */ (u.attachment));
     if (sendBtn.disabled || (!text && !ready.length)) return;
     const mentions = [...draft.mentions].filter((u) => text.includes(`@${localpart(u)}`));
@@ -266,6 +275,7 @@ export function composer(ctx, opts) {
     renderReply();
     stopTyping();
     closeSuggest();
+    codes.close();
     if (previewOn) togglePreview();
     updateSend();
     ctx.store.emit('sent', { room, threadRoot });
@@ -381,11 +391,21 @@ export function composer(ctx, opts) {
     updateSend();
     onTyping();
     updateSuggest();
+    codes.update();
     if (previewOn) replace(previewEl, input.value.trim() ? preview(input.value) : h('p', { class: 'muted', text: 'Nothing to preview' }));
   });
-  input.addEventListener('click', updateSuggest);
-  input.addEventListener('blur', () => setTimeout(closeSuggest, 150));
+  input.addEventListener('click', () => {
+    updateSuggest();
+    codes.update();
+  });
+  input.addEventListener('blur', () =>
+    setTimeout(() => {
+      closeSuggest();
+      codes.close();
+    }, 150),
+  );
   input.addEventListener('keydown', (ev) => {
+    if (codes.onKey(ev)) return;
     if (!suggest.hidden && options.length) {
       if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
         ev.preventDefault();

@@ -2,6 +2,8 @@
 // summary and actions), a pending message, or a system line.
 
 import { confirmDialog, h, icon, iconButton, openDialog, openMenu, setServerHtml, toast } from '../dom.js';
+import { enrich } from '../rich.js';
+import { replaceShortcodes } from '../emoji.js';
 import { downloadBlob, isInlineImage } from '../files.js';
 import { errText } from '../client.js';
 import { compareItems, fmtAgo, fmtFull, fmtShortDate, fmtSize, fmtTime, joinNames } from '../util.js';
@@ -134,6 +136,7 @@ export function body(item, onHistory = null) {
   const el = h('div', { class: 'msg-body', testid: 'message-body' });
   if (html) setServerHtml(el, html);
   else if (text) el.append(h('p', { class: 'plain', text }));
+  enrich(el);
   if (edited) {
     // Inside the last paragraph when there is one, so it reads inline.
     const last = el.lastElementChild;
@@ -156,6 +159,7 @@ export function body(item, onHistory = null) {
 export function renderNotice(ctx, n) {
   const text = h('div', { class: 'msg-body' });
   setServerHtml(text, n.html);
+  enrich(text);
   return h(
     'article',
     { class: 'notice', testid: 'notice', 'data-notice-id': n.id, tabindex: '-1', 'aria-label': `Note from ${n.from}, only visible to you` },
@@ -195,6 +199,7 @@ function editHistoryDialog(ctx, item) {
           ...versions.map((v, i) => {
             const text = h('div', { class: 'msg-body' });
             setServerHtml(text, v.html);
+            enrich(text);
             return h(
               'li',
               { class: 'edit-version', testid: 'edit-version' },
@@ -508,7 +513,7 @@ export function startEdit(ctx, item, el) {
     el.focus();
   };
   const save = async () => {
-    const text = input.value.trim();
+    const text = replaceShortcodes(input.value.trim());
     if (!text || text === original) return done();
     saveBtn.disabled = true;
     try {
@@ -561,7 +566,7 @@ export function renderPending(ctx, p, cont) {
   el.append(cont ? h('div', { class: 'msg-gutter' }) : h('div', { class: 'msg-gutter' }, s.me ? avatar(ctx, s.me) : null));
   const main = h('div', { class: 'msg-main' });
   if (!cont && s.me) main.append(h('div', { class: 'msg-head' }, userName(ctx, s.me, 'msg-author'), h('span', { class: 'msg-time', text: fmtTime(p.ts) })));
-  main.append(h('div', { class: 'msg-body', testid: 'message-body' }, p.body ? h('p', { class: 'plain', text: p.body }) : null));
+  main.append(enrich(h('div', { class: 'msg-body', testid: 'message-body' }, p.body ? h('p', { class: 'plain', text: p.body }) : null)));
   if (p.attachments.length) main.append(attachments(ctx, p.attachments));
   if (failed) {
     main.append(
