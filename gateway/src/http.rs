@@ -61,6 +61,8 @@ ui_files!(
     "/state.js",
     "/styles.css",
     "/sw.js",
+    "/theme.js",
+    "/themes.js",
     "/types.js",
     "/util.js",
     "/views/common.js",

@@ -4,6 +4,7 @@
 import { Client } from './client.js';
 import { renderLogin } from './views/login.js';
 import { renderShell } from './views/shell.js';
+import { applyTheme } from './themes.js';
 
 const client = new Client();
 const root = /** @type {HTMLElement} */ (document.getElementById('app'));
@@ -21,6 +22,8 @@ function mount() {
 }
 
 client.store.on('me', mount);
+// Each user's own theme (theme.js showed the last user's before paint).
+client.store.on('me', () => applyTheme(client.store.me));
 
 // The tab's title counts the unread messages of all rooms, so a tab in the
 // background still says there is something to read: "(3) Confab".

@@ -29,6 +29,8 @@ const SHELL = [
   '/util.js',
   '/types.js',
   '/markdown.js',
+  '/theme.js',
+  '/themes.js',
   '/emoji.js',
   '/views/common.js',
   '/views/composer.js',

@@ -19,7 +19,7 @@ let chrome;
 /** @type {string[]} */
 const problems = [];
 let passed = 0;
-const TESTS = 2;
+const TESTS = 3;
 
 before(async () => {
   node = new NodeProc('zeta');
@@ -179,6 +179,73 @@ test('bare web addresses become safe links, and :shortcodes: become emoji, with 
   assert.equal((await mine.getByTestId('message-body').textContent())?.trim(), 'Ship it 🎉 🚀 :finally ✨ see https://example.org/release');
   await mine.locator('a[href="https://example.org/release"]').waitFor();
   await shot(page, '03-links-and-emoji');
+  assert.deepEqual(problems, []);
+  passed++;
+}));
+
+/** The page's background colour. @param {import('playwright-core').Page} page */
+const background = (page) => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+const DARK = 'rgb(23, 23, 28)';
+const LIGHT = 'rgb(255, 255, 255)';
+
+/** @param {import('playwright-core').Page} page @param {'system'|'light'|'dark'} theme */
+async function chooseTheme(page, theme) {
+  await page.getByTestId('profile-button').click();
+  await page.getByTestId('theme-select').selectOption(theme);
+  await page.getByTestId('profile-dialog').getByTestId('dialog-close').click();
+  await page.getByTestId('profile-dialog').waitFor({ state: 'detached' });
+}
+
+test('a theme is chosen per user, light, dark or the system’s, and shown from the first frame', () => guarded('theme', async () => {
+  const { page } = await open();
+  await page.emulateMedia({ colorScheme: 'light' });
+  await register(page, 'zoe');
+  await createRoom(page, 'lounge');
+  await send(page, 'Lights off, or on?');
+  assert.equal(await background(page), LIGHT, 'the system is light');
+  await chooseTheme(page, 'dark');
+  await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+  assert.equal(await background(page), DARK);
+  await shot(page, '04-dark-theme');
+
+  // After a reload the theme is there in the very first frame: no flash.
+  await page.addInitScript(() => {
+    requestAnimationFrame(() => {
+      // @ts-ignore a test hook
+      window.__firstFrame = { theme: document.documentElement.dataset.theme ?? null, bg: document.body ? getComputedStyle(document.body).backgroundColor : null };
+    });
+  });
+  await page.reload();
+  await page.getByTestId('app-shell').waitFor();
+  // @ts-ignore the test hook
+  const first = await page.waitForFunction(() => window.__firstFrame).then((h) => h.jsonValue());
+  assert.deepEqual(first, { theme: 'dark', bg: DARK }, 'dark from the first frame');
+
+  // "Follow the system" follows it both ways; a choice beats the system.
+  await chooseTheme(page, 'system');
+  await page.waitForFunction(() => document.documentElement.dataset.theme === undefined);
+  assert.equal(await background(page), LIGHT);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.waitForFunction((dark) => getComputedStyle(document.body).backgroundColor === dark, DARK);
+  await chooseTheme(page, 'light');
+  assert.equal(await background(page), LIGHT, 'light although the system is dark');
+
+  // Another user of this browser has a theme of their own.
+  await page.getByTestId('profile-button').click();
+  await page.getByTestId('logout-button').click();
+  await page.getByTestId('login-form').waitFor();
+  await register(page, 'abe');
+  await page.waitForFunction((dark) => getComputedStyle(document.body).backgroundColor === dark, DARK);
+  assert.equal(await page.evaluate(() => document.documentElement.dataset.theme ?? null), null, 'abe follows the system');
+  await page.getByTestId('profile-button').click();
+  assert.equal(await page.getByTestId('theme-select').inputValue(), 'system');
+  await page.getByTestId('logout-button').click();
+  await page.getByTestId('login-username').fill('zoe');
+  await page.getByTestId('login-password').fill('correct horse battery');
+  await page.getByTestId('login-submit').click();
+  await page.getByTestId('app-shell').waitFor();
+  await page.waitForFunction(() => document.documentElement.dataset.theme === 'light');
+  assert.equal(await background(page), LIGHT);
   assert.deepEqual(problems, []);
   passed++;
 }));

@@ -5,6 +5,7 @@ import { confirmDialog, h, icon, openDialog, replace, toast } from '../dom.js';
 import { errText, roomNotifyLevel, setRoomNotifyLevel } from '../client.js';
 import { debounce, isUserId, localpart, nodeOf, shortNode } from '../util.js';
 import { avatar, lastSeenText, presenceDot } from './common.js';
+import { getTheme, setTheme } from '../themes.js';
 
 /** @typedef {import('./common.js').Ctx} Ctx */
 /** @typedef {import('../types.js').Profile} Profile */
@@ -347,6 +348,13 @@ export function profileDialog(ctx) {
           })
         : h('p', { class: 'muted small', text: 'Desktop notifications are on for mentions and direct messages while Confab is in the background.' });
     const sound = h('input', { type: 'checkbox', checked: localStorage.getItem('confab.sound') === 'on', testid: 'sound-toggle', id: `snd-${++fieldSeq}` });
+    // Applied at once, not on Save: the choice is seen while it is made.
+    const theme = h(
+      'select',
+      { testid: 'theme-select', id: `theme-${++fieldSeq}` },
+      ...[['system', 'Follow the system'], ['light', 'Light'], ['dark', 'Dark']].map(([v, label]) => h('option', { value: v, text: label, selected: getTheme(me) === v })),
+    );
+    theme.addEventListener('change', () => setTheme(me, /** @type {import('../themes.js').Theme} */ (theme.value)));
     sound.addEventListener('change', () => localStorage.setItem('confab.sound', sound.checked ? 'on' : 'off'));
     return h(
       'form',
@@ -410,6 +418,9 @@ export function profileDialog(ctx) {
       h('h3', { class: 'sub-title', text: 'Notifications' }),
       notifyBtn,
       h('label', { class: 'check', for: sound.id }, sound, ' Play a sound for mentions and direct messages'),
+      h('hr'),
+      h('h3', { class: 'sub-title', text: 'Appearance' }),
+      field('Theme', theme),
       h('hr'),
       h('h3', { class: 'sub-title', text: 'Session' }),
       h(
