@@ -138,6 +138,9 @@ export class Client {
     else if (state === 'waiting') {
       s.setConn({ state: 'offline', retryAt: info.retryAt, reason: info.code === 4008 ? 'too_many_connections' : undefined });
       for (const t of s.timelines.values()) t.subscribed = false;
+      // Nobody can hear from this user now: their own dot says away until
+      // the next sign-in sets their presence again.
+      if (s.me && s.presence.get(s.me)?.presence === 'online') s.setPresence(s.me, 'away', Date.now());
     } else if (state === 'stopped' && info.reason) {
       s.setConn({ state: 'stopped', reason: info.reason });
     }

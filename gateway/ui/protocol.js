@@ -11,8 +11,15 @@ export const PROTOCOL_VERSION = 1;
 /** Most bytes of a frame the server accepts (PROTOCOL.md §8). */
 export const MAX_FRAME_BYTES = 64 * 1024;
 const REQUEST_TIMEOUT_MS = 20000;
-const KEEPALIVE_IDLE_MS = 25000;
-const KEEPALIVE_REPLY_MS = 10000;
+// A dead link (a laptop that slept, a network that went away without the
+// browser noticing) shows within about 10 s: after 5 s without a frame the
+// client pings, and a ping unanswered for 5 s ends the socket. An idle
+// socket costs one small request every 5 s.
+const KEEPALIVE_IDLE_MS = 5000;
+const KEEPALIVE_REPLY_MS = 5000;
+const KEEPALIVE_CHECK_MS = 1000;
+/** A socket that has not said hello this long after connecting is given up. */
+const HELLO_TIMEOUT_MS = 10000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30000;
 const STABLE_MS = 10000;
@@ -63,7 +70,13 @@ export class Socket {
     this.pinging = false;
     /** Minimum wait before the next try (set by a 4008 close). */
     this.minDelay = 0;
+    /** @type {ReturnType<typeof setTimeout>|undefined} */
+    this.helloTimer = undefined;
     window.addEventListener('online', () => this.reconnectNow());
+    // The browser knows the network is gone: no need to wait for a ping.
+    window.addEventListener('offline', () => {
+      if (this.ws && this.state !== 'stopped') this.abandon(this.ws, 'offline');
+    });
   }
 
   /** Opens the socket (or does nothing if it is open or opening). */
@@ -79,6 +92,10 @@ export class Socket {
       return;
     }
     this.ws = ws;
+    clearTimeout(this.helloTimer);
+    this.helloTimer = setTimeout(() => {
+      if (ws === this.ws && this.state === 'connecting') this.abandon(ws, 'no hello');
+    }, HELLO_TIMEOUT_MS);
     ws.addEventListener('open', () => {
       this.openedAt = Date.now();
       this.lastReceived = Date.now();
@@ -102,6 +119,7 @@ export class Socket {
   stop() {
     this.setState('stopped', {});
     clearTimeout(this.retryTimer);
+    clearTimeout(this.helloTimer);
     this.stopKeepalive();
     if (this.ws) {
       const ws = this.ws;
@@ -174,6 +192,7 @@ export class Socket {
           this.setState('stopped', { code: 4001, reason: 'unsupported_version' });
           return;
         }
+        clearTimeout(this.helloTimer);
         this.setState('open', {});
         this.startKeepalive(ws);
         this.events.hello(/** @type {Hello} */ (msg));
@@ -192,10 +211,27 @@ export class Socket {
     }
   }
 
+  /**
+   * Gives a socket up as dead now, without waiting for its close event: on
+   * a dead link the closing handshake cannot finish, and the browser may
+   * take a minute to report the close. Its late events are ignored.
+   * @param {WebSocket} ws @param {string} why
+   */
+  abandon(ws, why) {
+    if (ws !== this.ws) return;
+    try {
+      ws.close(4000, why);
+    } catch {
+      /* already closing */
+    }
+    this.onClose(ws, 4000, why);
+  }
+
   /** @param {WebSocket} ws @param {number} code @param {string} reason */
   onClose(ws, code, reason) {
     if (ws !== this.ws) return;
     this.ws = null;
+    clearTimeout(this.helloTimer);
     this.stopKeepalive();
     this.failAll('disconnected');
     if (this.state === 'stopped') return;
@@ -215,7 +251,9 @@ export class Socket {
 
   /** @param {number} [code] @param {string} [reason] */
   scheduleRetry(code, reason) {
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
+    // Offline, a try cannot work: the browser's `online` event tries at
+    // once, and a slow try covers a browser that never sends it.
+    const base = navigator.onLine ? Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt) : BACKOFF_MAX_MS;
     const delay = Math.max(this.minDelay, base * (0.8 + Math.random() * 0.4));
     this.attempt++;
     const retryAt = Date.now() + delay;
@@ -243,12 +281,12 @@ export class Socket {
       this.request('ping', {}, { timeout: KEEPALIVE_REPLY_MS })
         .catch((e) => {
           // Any reply (even an error) proves the link; only silence kills it.
-          if (e instanceof RequestError && e.code === 'timeout' && ws === this.ws) ws.close(4000, 'keepalive');
+          if (e instanceof RequestError && e.code === 'timeout') this.abandon(ws, 'keepalive');
         })
         .finally(() => {
           this.pinging = false;
         });
-    }, 5000);
+    }, KEEPALIVE_CHECK_MS);
   }
 
   stopKeepalive() {

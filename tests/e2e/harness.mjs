@@ -277,10 +277,43 @@ async function serveUiFrom(ctx, dir) {
 }
 
 /**
+ * Console errors a test causes on purpose (a server it stopped, a network
+ * it cut). Between `start()` and `stop()` errors matching `pattern` are
+ * kept in `seen` instead of counting as problems; any other error, or one
+ * outside that window, is a problem as usual. A test stops the window only
+ * once the page shows it is connected again, so no failed try is left.
+ */
+export class ExpectedErrors {
+  /** @param {RegExp} pattern */
+  constructor(pattern) {
+    this.pattern = pattern;
+    this.open = false;
+    /** @type {string[]} */
+    this.seen = [];
+  }
+
+  start() {
+    this.open = true;
+  }
+
+  stop() {
+    this.open = false;
+  }
+
+  /** @param {string} text @returns {boolean} whether it was expected */
+  take(text) {
+    if (!this.open || !this.pattern.test(text)) return false;
+    this.seen.push(text);
+    return true;
+  }
+}
+
+/**
  * A new browser context and page at `url`. Page errors and console errors
- * (except those matching `ignore`) are appended to `problems`.
+ * (except those matching `ignore`, or expected by `expected`) are appended
+ * to `problems`.
  * @param {import('playwright-core').Browser} b @param {string} url @param {string[]} problems
- * @param {{viewport?: {width: number, height: number}, ignore?: RegExp}} [opts]
+ * @param {{viewport?: {width: number, height: number}, ignore?: RegExp, expected?: ExpectedErrors}} [opts]
  */
 export async function openPage(b, url, problems, opts = {}) {
   const ctx = await b.newContext({
@@ -293,7 +326,7 @@ export async function openPage(b, url, problems, opts = {}) {
   page.setDefaultTimeout(GUARD_MS);
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error' && !(opts.ignore && opts.ignore.test(m.text()))) problems.push(`console: ${m.text()}`);
+    if (m.type() === 'error' && !(opts.ignore && opts.ignore.test(m.text())) && !opts.expected?.take(m.text())) problems.push(`console: ${m.text()}`);
     if (m.type() === 'warning') console.log(`[${url}] warning: ${m.text()}`);
   });
   await page.goto(url);

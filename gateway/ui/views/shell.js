@@ -149,10 +149,12 @@ export function renderShell(root, client) {
       const secs = c.retryAt ? Math.max(0, Math.ceil((c.retryAt - Date.now()) / 1000)) : 0;
       const queued = s.outbox.filter((p) => p.state === 'queued').length;
       const why = c.reason === 'too_many_connections' ? 'Too many Confab tabs are open — close some.' : "You're offline.";
+      // Without a network the next try waits for it (protocol.js), not for the clock.
+      const when = !navigator.onLine ? 'Reconnecting when the network is back.' : secs > 0 ? `Reconnecting in ${secs} s…` : 'Reconnecting…';
       replace(
         banner,
         icon('offline'),
-        h('span', { text: `${why} ${secs > 0 ? `Reconnecting in ${secs} s…` : 'Reconnecting…'}${queued ? ` ${queued} message${queued === 1 ? '' : 's'} will be sent when you're back.` : ''}` }),
+        h('span', { text: `${why} ${when}${queued ? ` ${queued} message${queued === 1 ? '' : 's'} will be sent when you're back.` : ''}` }),
         h('button', { type: 'button', class: 'link-btn', testid: 'reconnect-now', text: 'Retry now', onclick: () => client.socket.reconnectNow() }),
       );
     };
