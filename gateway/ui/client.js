@@ -4,12 +4,20 @@
 
 import { RequestError, Socket, socketUrl } from './protocol.js';
 import { Session } from './session.js';
-import { Store, countsAsUnread } from './state.js';
+import { Store } from './state.js';
 import { cacheClear, cacheGet, cacheSet } from './cache.js';
 import { blobUrl, upload } from './files.js';
-import { compareItems, errorText, randomKey, throttle } from './util.js';
+import { compareItems, throttle } from './util.js';
 import { toast } from './dom.js';
 import { clearDrafts } from './drafts.js';
+import { errText, isOffline } from './errors.js';
+import { History, PAGE } from './history.js';
+import { notifyOf } from './notify.js';
+import { Outbox } from './outbox.js';
+
+// The views import these from here.
+export { errText, isOffline } from './errors.js';
+export { roomNotifyLevel, setRoomNotifyLevel } from './notify.js';
 
 /** @typedef {import('./types.js').Item} Item */
 /** @typedef {import('./types.js').Page} Page */
@@ -22,7 +30,6 @@ import { clearDrafts } from './drafts.js';
 /** @typedef {import('./types.js').Attachment} Attachment */
 /** @typedef {import('./types.js').PendingSend} PendingSend */
 
-const PAGE = 50;
 /** Rooms kept subscribed and in memory besides the open one. */
 const KEEP_ROOMS = 8;
 const PROFILE_TTL_MS = 10 * 60 * 1000;
@@ -55,9 +62,8 @@ export class Client {
     this.profileFetched = new Map();
     /** @type {Map<string, ReturnType<typeof setTimeout>>} */
     this.detailTimers = new Map();
-    this.flushing = false;
-    /** @type {ReturnType<typeof setTimeout>|undefined} */
-    this.flushTimer = undefined;
+    this.outbox = new Outbox(this);
+    this.history = new History(this);
     this.authError = /** @type {string|null} */ (null);
     // Throttled, not debounced: a busy room must not postpone saving forever.
     this.saveProfiles = throttle(() => this.persist('profiles', [...this.store.profiles.values()]), 2000);
@@ -125,10 +131,6 @@ export class Client {
     d();
   }
 
-  saveOutbox() {
-    this.persist('outbox', this.store.outbox.filter((p) => p.state !== 'sent'));
-  }
-
   // --------------------------------------------------------------- socket
 
   /** @param {import('./protocol.js').SocketState} state @param {{retryAt?: number, code?: number, reason?: string}} info */
@@ -189,7 +191,7 @@ export class Client {
     await Promise.all(rooms2.map((r) => this.ensureLive(r).catch(() => {})));
     await rooms;
     if (s.current) this.ensureDetail(s.current, true);
-    this.flushOutbox();
+    this.outbox.flush();
   }
 
   /** The welcome bot's notes (only this user sees them). */
@@ -336,7 +338,7 @@ export class Client {
     if (s.outbox.length !== before) {
       s.emit('outbox', room);
       if (item.thread_root) s.emit('thread', item.thread_root);
-      this.saveOutbox();
+      this.outbox.save();
     }
     if (DETAIL_KINDS.has(item.kind) && s.details.has(room)) this.scheduleDetail(room);
     if (item.kind === 'leave' && item.author === s.me) s.removeRoom(room);
@@ -347,7 +349,7 @@ export class Client {
     if (isNew) {
       this.saveTimeline(room);
       if (room === s.current) this.markReadSoon(room);
-      this.maybeNotify(room, item);
+      notifyOf(this, room, item);
     }
   }
 
@@ -507,10 +509,10 @@ export class Client {
         for (const i of cached.items) this.ensureProfile(i.author);
       }
     }
-    this.computeFirstUnread(room);
+    this.history.computeFirstUnread(room);
     if (s.conn.state === 'online') {
       await Promise.all([this.ensureLive(room), this.ensureDetail(room)]);
-      this.computeFirstUnread(room);
+      this.history.computeFirstUnread(room);
       s.emit('timeline', room);
     } else {
       s.emit('timeline', room);
@@ -558,172 +560,7 @@ export class Client {
         // `since` is unknown: start over from the newest page.
       }
     }
-    await this.loadLatest(room);
-  }
-
-  /** Replaces the timeline with the newest page and subscribes after it. @param {string} room */
-  async loadLatest(room) {
-    const s = this.store;
-    const t = s.timeline(room);
-    t.loading = 'initial';
-    t.error = null;
-    s.emit('timeline', room);
-    try {
-      /** @type {Page} */
-      const page = await this.call('history', { room, limit: PAGE });
-      s.addPage(room, page.items, true);
-      t.moreBefore = page.more_before;
-      t.moreAfter = false;
-      t.loaded = true;
-      t.fromCache = false;
-      const last = page.items[page.items.length - 1];
-      t.liveLast = last ? last.id : null;
-      for (const i of page.items) this.ensureProfile(i.author);
-      t.subscribed = true;
-      await this.call('subscribe', t.liveLast ? { room, since: t.liveLast } : { room });
-      this.saveTimeline(room);
-    } catch (e) {
-      t.subscribed = false;
-      t.error = errText(e);
-      throw e;
-    } finally {
-      t.loading = 'none';
-      s.emit('timeline', room);
-    }
-  }
-
-  /** @param {string} room */
-  async loadOlder(room) {
-    const s = this.store;
-    const t = s.timeline(room);
-    if (t.loading !== 'none' || !t.moreBefore || s.conn.state !== 'online') return;
-    const first = t.items[0] ?? [...t.byId.values()][0];
-    if (!first) return;
-    t.loading = 'older';
-    s.emit('timeline', room);
-    try {
-      /** @type {Page} */
-      const page = await this.call('history', { room, before: first.id, limit: PAGE });
-      s.addPage(room, page.items, false);
-      t.moreBefore = page.more_before;
-      for (const i of page.items) this.ensureProfile(i.author);
-      if (t.unreadAtOpen && !t.firstUnread) this.computeFirstUnread(room);
-    } catch (e) {
-      if (!isOffline(e)) toast(`Could not load older messages: ${errText(e)}`, { kind: 'error' });
-    } finally {
-      t.loading = 'none';
-      s.emit('timeline', room);
-    }
-  }
-
-  /** After a jump: loads newer items until the window meets the live end. @param {string} room */
-  async loadNewer(room) {
-    const s = this.store;
-    const t = s.timeline(room);
-    if (t.loading !== 'none' || !t.moreAfter || s.conn.state !== 'online') return;
-    const last = t.items[t.items.length - 1];
-    if (!last) return;
-    t.loading = 'newer';
-    s.emit('timeline', room);
-    try {
-      /** @type {Page} */
-      const page = await this.call('history', { room, after: last.id, limit: PAGE });
-      s.addPage(room, page.items, false);
-      t.moreAfter = page.more_after;
-      for (const i of page.items) this.ensureProfile(i.author);
-    } catch (e) {
-      if (!isOffline(e)) toast(`Could not load newer messages: ${errText(e)}`, { kind: 'error' });
-    } finally {
-      t.loading = 'none';
-      s.emit('timeline', room);
-    }
-  }
-
-  /**
-   * Shows a message in context (search hit, pin, mention, reply quote).
-   * @param {string} room @param {string} event
-   */
-  async jumpTo(room, event) {
-    const s = this.store;
-    if (s.current !== room) {
-      location.hash = `#/room/${encodeURIComponent(room)}`;
-      await this.openRoom(room);
-    }
-    const t = s.timeline(room);
-    /** The item to show: the message, or the root of its thread. */
-    let target = event;
-    const known = t.items.find((i) => i.id === event);
-    if (known?.thread_root) {
-      target = known.thread_root;
-      s.emit('open-thread', { room, root: known.thread_root });
-    }
-    if (!known) {
-      t.loading = 'initial';
-      s.emit('timeline', room);
-      try {
-        /** @type {Page} */
-        const page = await this.call('history', { room, around: event, limit: PAGE });
-        s.addPage(room, page.items, true);
-        t.moreBefore = page.more_before;
-        t.moreAfter = page.more_after;
-        for (const i of page.items) this.ensureProfile(i.author);
-        const hit = page.items.find((i) => i.id === event);
-        // A thread reply is shown in its thread.
-        if (hit && hit.thread_root) {
-          target = hit.thread_root;
-          s.emit('open-thread', { room, root: hit.thread_root });
-        }
-      } catch (e) {
-        toast(`Could not open that message: ${errText(e)}`, { kind: 'error' });
-        return;
-      } finally {
-        t.loading = 'none';
-      }
-    }
-    // A view that is not listening yet (the room is being built) scrolls to
-    // the highlight when it first positions itself.
-    t.highlight = target;
-    s.emit('timeline', room);
-    s.emit('jump', { room, event: target });
-  }
-
-  /** @param {string} room */
-  async jumpToLatest(room) {
-    const t = this.store.timeline(room);
-    if (t.moreAfter) await this.loadLatest(room).catch(() => {});
-    this.store.emit('jump', { room, event: null });
-  }
-
-  /** Loads older pages until the first unread item is loaded, then jumps. @param {string} room */
-  async jumpToFirstUnread(room) {
-    const s = this.store;
-    const t = s.timeline(room);
-    for (let i = 0; i < 10 && !t.firstUnread && t.moreBefore; i++) {
-      await this.loadOlder(room);
-      this.computeFirstUnread(room);
-    }
-    if (!t.firstUnread && t.items.length) t.firstUnread = t.items[0].id;
-    s.emit('timeline', room);
-    if (t.firstUnread) s.emit('jump', { room, event: t.firstUnread, divider: true });
-  }
-
-  /** Places the "New messages" divider from the unread count at opening. @param {string} room */
-  computeFirstUnread(room) {
-    const s = this.store;
-    const t = s.timeline(room);
-    if (!t.unreadAtOpen || t.firstUnread) return;
-    let n = 0;
-    for (let i = t.items.length - 1; i >= 0; i--) {
-      if (countsAsUnread(t.items[i], s.me)) n++;
-      if (n >= t.unreadAtOpen) {
-        t.firstUnread = t.items[i].id;
-        return;
-      }
-    }
-    if (!t.moreBefore && t.items.length) {
-      const firstCounted = t.items.find((i) => countsAsUnread(i, s.me));
-      t.firstUnread = firstCounted ? firstCounted.id : null;
-    }
+    await this.history.loadLatest(room);
   }
 
   /** @param {string} room */
@@ -853,126 +690,6 @@ export class Client {
 
   // --------------------------------------------------------------- messages
 
-  /**
-   * Queues a message and sends it as soon as possible.
-   * @param {string} room @param {string} body
-   * @param {{thread_root?: string|null, reply_to?: string|null, mentions?: string[], attachments?: Attachment[]}} [opts]
-   */
-  send(room, body, opts = {}) {
-    /** @type {PendingSend} */
-    const p = {
-      key: randomKey(),
-      room,
-      body,
-      mentions: opts.mentions ?? [],
-      thread_root: opts.thread_root ?? null,
-      reply_to: opts.reply_to ?? null,
-      attachments: opts.attachments ?? [],
-      ts: Date.now(),
-      state: 'queued',
-    };
-    this.store.outbox.push(p);
-    this.store.emitOutbox(p);
-    this.saveOutbox();
-    this.flushOutbox();
-    return p;
-  }
-
-  /** @param {string} key */
-  retry(key) {
-    const p = this.store.outbox.find((x) => x.key === key);
-    if (!p) return;
-    p.state = 'queued';
-    delete p.error;
-    this.store.emitOutbox(p);
-    this.saveOutbox();
-    this.flushOutbox();
-  }
-
-  /** @param {string} key */
-  discard(key) {
-    const p = this.store.outbox.find((x) => x.key === key);
-    if (!p) return;
-    this.store.outbox = this.store.outbox.filter((x) => x !== p);
-    this.store.emitOutbox(p);
-    this.saveOutbox();
-  }
-
-  /**
-   * Sends queued messages in order, one at a time. Without a connection
-   * it stops and waits: the next sign-in on a new socket flushes again.
-   */
-  async flushOutbox() {
-    const s = this.store;
-    if (this.flushing) return;
-    this.flushing = true;
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    let lost = false;
-    try {
-      for (;;) {
-        if (s.conn.state !== 'online') return;
-        const p = s.outbox.find((x) => x.state === 'queued');
-        if (!p) return;
-        p.state = 'sending';
-        s.emitOutbox(p);
-        /** @type {Record<string, unknown>} */
-        const fields = { room: p.room, body: p.body, idempotency_key: p.key };
-        if (p.thread_root) fields.thread_root = p.thread_root;
-        if (p.reply_to) fields.reply_to = p.reply_to;
-        if (p.mentions.length) fields.mentions = p.mentions;
-        if (p.attachments.length) fields.attachments = p.attachments;
-        try {
-          const r = await this.call('send', fields);
-          const event = r && typeof r.event === 'string' ? r.event : undefined;
-          const t = s.timelines.get(p.room);
-          if (event && t && t.byId.has(event)) {
-            s.outbox = s.outbox.filter((x) => x !== p);
-          } else {
-            p.state = 'sent';
-            p.event = event;
-            if (!event) s.outbox = s.outbox.filter((x) => x !== p);
-          }
-          this.marked.delete(p.room);
-        } catch (e) {
-          const code = e instanceof RequestError ? e.code : 'internal';
-          if (code === 'offline' || code === 'disconnected') {
-            p.state = 'queued';
-            lost = true;
-            return;
-          }
-          if (code === 'timeout' || code === 'unavailable') {
-            p.state = 'queued';
-            this.flushTimer = setTimeout(() => this.flushOutbox(), 3000);
-            return;
-          }
-          if (code === 'rate_limited' && e instanceof RequestError) {
-            p.state = 'queued';
-            const wait = e.retry_after_ms ?? 1000;
-            toast(`Sending too fast — retrying in ${Math.ceil(wait / 1000)} s.`);
-            this.flushTimer = setTimeout(() => this.flushOutbox(), wait);
-            return;
-          }
-          p.state = 'failed';
-          p.error = errText(e);
-          if (code === 'muted') this.ensureDetail(p.room, true);
-        } finally {
-          s.emitOutbox(p);
-          this.saveOutbox();
-        }
-      }
-    } finally {
-      this.flushing = false;
-      // Queued while this flush was ending: go on in a later task, never a
-      // microtask (a send that fails at once would then retry for ever and
-      // starve the socket's own close event). A lost socket means waiting
-      // for the next connection instead.
-      if (!lost && s.conn.state === 'online' && s.outbox.some((x) => x.state === 'queued') && !this.flushTimer) {
-        this.flushTimer = setTimeout(() => this.flushOutbox(), 0);
-      }
-    }
-  }
-
   /** @param {string} room @param {string} target @param {string} body @param {string[]} mentions */
   async edit(room, target, body, mentions) {
     await this.call('edit', { room, target, body, mentions });
@@ -1088,79 +805,4 @@ export class Client {
   blobUrl(blob) {
     return blobUrl(blob, () => this.accessToken());
   }
-
-  // ---------------------------------------------------------- notifications
-
-  /** @param {string} room @param {Item} item */
-  maybeNotify(room, item) {
-    const s = this.store;
-    if (item.kind !== 'message' || item.author === s.me || item.rejected || s.blocked.has(item.author)) return;
-    const level = roomNotifyLevel(room);
-    const r = s.rooms.get(room);
-    const mentioned = !!(s.me && item.mentions?.includes(s.me));
-    const direct = !!r?.direct_with;
-    // A reply in a thread this user started.
-    const root = item.thread_root ? s.timelines.get(room)?.byId.get(item.thread_root) : undefined;
-    const myThread = !!root && root.author === s.me;
-    // "mentions" (the default) also covers DMs and replies to one's threads;
-    // "all" every message; "none" nothing.
-    if (level === 'none' || (level === 'mentions' && !mentioned && !direct && !myThread)) return;
-    if (!document.hidden && s.current === room) return;
-    const title = direct
-      ? s.displayName(item.author)
-      : myThread && !mentioned
-        ? `${s.displayName(item.author)} replied to your thread in ${s.roomName(room)}`
-        : `${s.displayName(item.author)} in ${s.roomName(room)}`;
-    const body = (item.body ?? '').slice(0, 140) || 'Sent an attachment';
-    if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
-      const n = new Notification(title, { body, tag: room });
-      n.addEventListener('click', () => {
-        window.focus();
-        this.jumpTo(room, item.id);
-        n.close();
-      });
-    } else if (!document.hidden) {
-      toast(`${title}: ${body}`, { action: { label: 'Open', run: () => this.jumpTo(room, item.id) } });
-    }
-    if (localStorage.getItem('confab.sound') === 'on') beep();
-  }
 }
-
-/** @param {string} room @returns {'all'|'mentions'|'none'} */
-export function roomNotifyLevel(room) {
-  const v = localStorage.getItem(`confab.notify.${room}`);
-  return v === 'all' || v === 'none' ? v : 'mentions';
-}
-
-/** @param {string} room @param {'all'|'mentions'|'none'} level */
-export function setRoomNotifyLevel(room, level) {
-  localStorage.setItem(`confab.notify.${room}`, level);
-}
-
-function beep() {
-  try {
-    const ctx = new AudioContext();
-    const o = ctx.createOscillator();
-    const g = ctx.createGain();
-    o.frequency.value = 880;
-    g.gain.value = 0.05;
-    o.connect(g).connect(ctx.destination);
-    o.start();
-    o.stop(ctx.currentTime + 0.12);
-    o.addEventListener('ended', () => ctx.close());
-  } catch {
-    /* no audio */
-  }
-}
-
-/** @param {unknown} e */
-export function isOffline(e) {
-  return e instanceof RequestError && (e.code === 'offline' || e.code === 'disconnected');
-}
-
-/** @param {unknown} e */
-export function errText(e) {
-  if (e instanceof RequestError) return errorText(e);
-  return e instanceof Error ? e.message : String(e);
-}
-

@@ -264,7 +264,7 @@ export function composer(ctx, opts) {
     if (sendBtn.disabled || (!text && !ready.length)) return;
     const mentions = [...draft.mentions].filter((u) => text.includes(`@${localpart(u)}`));
     for (const m of text.matchAll(/@[a-z0-9][a-z0-9._-]{0,31}:[a-z2-7]{52}/g)) if (isUserId(m[0]) && !mentions.includes(m[0])) mentions.push(m[0]);
-    c.send(room, text, { thread_root: threadRoot, reply_to: draft.replyTo, mentions, attachments: ready });
+    c.outbox.send(room, text, { thread_root: threadRoot, reply_to: draft.replyTo, mentions, attachments: ready });
     input.value = '';
     draft.text = '';
     draft.mentions.clear();

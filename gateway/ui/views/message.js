@@ -225,7 +225,7 @@ function replyQuote(ctx, room, target) {
       class: 'reply-quote',
       testid: 'reply-quote',
       'aria-label': 'Show the message this replies to',
-      onclick: () => ctx.client.jumpTo(room, target),
+      onclick: () => ctx.client.history.jumpTo(room, target),
     },
     icon('reply'),
     q ? userName(ctx, q.author, 'quote-author') : null,
@@ -575,8 +575,8 @@ export function renderPending(ctx, p, cont) {
         { class: 'send-failed', testid: 'message-failed', role: 'alert' },
         icon('alert'),
         h('span', { text: `Failed — ${p.error ?? 'not sent'}` }),
-        h('button', { type: 'button', class: 'link-btn', testid: 'message-retry', text: 'Retry', onclick: () => ctx.client.retry(p.key) }),
-        h('button', { type: 'button', class: 'link-btn', testid: 'message-discard', text: 'Discard', onclick: () => ctx.client.discard(p.key) }),
+        h('button', { type: 'button', class: 'link-btn', testid: 'message-retry', text: 'Retry', onclick: () => ctx.client.outbox.retry(p.key) }),
+        h('button', { type: 'button', class: 'link-btn', testid: 'message-discard', text: 'Discard', onclick: () => ctx.client.outbox.discard(p.key) }),
       ),
     );
   } else if (p.state !== 'sent') {
@@ -652,7 +652,7 @@ export function renderSystem(ctx, item) {
       parts = [
         a(),
         item.kind === 'pin' ? ' pinned ' : ' unpinned ',
-        h('button', { type: 'button', class: 'link-btn', text: 'a message', onclick: () => ctx.client.jumpTo(item.room, target) }),
+        h('button', { type: 'button', class: 'link-btn', text: 'a message', onclick: () => ctx.client.history.jumpTo(item.room, target) }),
       ];
       ic = 'pin';
       break;

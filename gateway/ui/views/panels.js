@@ -225,7 +225,7 @@ function resultRow(ctx, item, testid) {
         'data-event-id': item.id,
         'data-room-id': item.room,
         onclick: () => {
-          ctx.client.jumpTo(item.room, item.id);
+          ctx.client.history.jumpTo(item.room, item.id);
           if (window.matchMedia('(max-width: 1100px)').matches) ctx.openPanel(null);
         },
       },

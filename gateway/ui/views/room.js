@@ -108,7 +108,7 @@ export function roomView(ctx, room) {
         icon('pin'),
         it ? userName(ctx, it.author, 'pin-author') : null,
         h('span', { class: 'pin-text', text }),
-        h('button', { type: 'button', class: 'link-btn', testid: 'pin-jump', text: 'Jump', onclick: () => c.jumpTo(room, id) }),
+        h('button', { type: 'button', class: 'link-btn', testid: 'pin-jump', text: 'Jump', onclick: () => c.history.jumpTo(room, id) }),
         canPin
           ? iconButton('close', 'Unpin', {
               testid: 'pin-unpin',

@@ -33,7 +33,7 @@ export function timelineView(ctx, room) {
   });
   list.append(top);
   const unreadPill = h('div', { class: 'pill pill-top', hidden: true });
-  const latestBtn = h('button', { type: 'button', class: 'pill pill-bottom', testid: 'jump-to-latest', hidden: true, onclick: () => c.jumpToLatest(room) });
+  const latestBtn = h('button', { type: 'button', class: 'pill pill-bottom', testid: 'jump-to-latest', hidden: true, onclick: () => c.history.jumpToLatest(room) });
   const wrap = h('div', { class: 'timeline-wrap' }, list, unreadPill, latestBtn);
 
   let stick = true;
@@ -144,7 +144,7 @@ export function timelineView(ctx, room) {
     } else if (t.loaded && !t.moreBefore) {
       content = roomStart(t);
     } else if (t.moreBefore && t.loaded) {
-      content = h('div', { class: 'state-msg subtle' }, h('button', { type: 'button', class: 'link-btn', testid: 'load-older', text: 'Load older messages', onclick: () => c.loadOlder(room) }));
+      content = h('div', { class: 'state-msg subtle' }, h('button', { type: 'button', class: 'link-btn', testid: 'load-older', text: 'Load older messages', onclick: () => c.history.loadOlder(room) }));
     }
     const key = content ? `${content.dataset.testid ?? ''}|${content.textContent}` : '';
     if (top.dataset.key !== key) {
@@ -257,7 +257,7 @@ export function timelineView(ctx, room) {
     if (list.scrollTop >= LOAD_MORE_PX && list.scrollHeight > list.clientHeight + 40) return;
     if (unasked && autoAt === t.items.length) return;
     if (unasked) autoAt = t.items.length;
-    setTimeout(() => c.loadOlder(room), 0);
+    setTimeout(() => c.history.loadOlder(room), 0);
   };
   const fillScreen = () => loadOlderIfNear(true);
 
@@ -285,7 +285,7 @@ export function timelineView(ctx, room) {
       if (show) {
         const n = t.unreadAtOpen;
         unreadPill.replaceChildren(
-          h('button', { type: 'button', class: 'pill-main', testid: 'jump-to-unread', onclick: () => c.jumpToFirstUnread(room) }, icon('arrow-up'), ` Jump to first unread (${n} new)`),
+          h('button', { type: 'button', class: 'pill-main', testid: 'jump-to-unread', onclick: () => c.history.jumpToFirstUnread(room) }, icon('arrow-up'), ` Jump to first unread (${n} new)`),
           h('button', {
             type: 'button',
             class: 'pill-x',
@@ -306,8 +306,8 @@ export function timelineView(ctx, room) {
       stick = nearBottom();
       if (stick) newWhileAway = 0;
       const t = s.timeline(room);
-      if (list.scrollTop < LOAD_MORE_PX && t.moreBefore && t.loading === 'none' && positioned) c.loadOlder(room);
-      if (list.scrollHeight - list.scrollTop - list.clientHeight < LOAD_MORE_PX && t.moreAfter && t.loading === 'none') c.loadNewer(room);
+      if (list.scrollTop < LOAD_MORE_PX && t.moreBefore && t.loading === 'none' && positioned) c.history.loadOlder(room);
+      if (list.scrollHeight - list.scrollTop - list.clientHeight < LOAD_MORE_PX && t.moreAfter && t.loading === 'none') c.history.loadNewer(room);
       updateButtons();
       if (stick) c.markReadSoon(room);
     },
@@ -377,7 +377,7 @@ export function timelineView(ctx, room) {
     s.on('sent', (/** @type {{room: string, threadRoot: string|null}} */ x) => {
       if (x.room !== room || x.threadRoot) return;
       const t = s.timeline(room);
-      if (t.moreAfter) c.jumpToLatest(room);
+      if (t.moreAfter) c.history.jumpToLatest(room);
       stick = true;
       newWhileAway = 0;
       list.scrollTop = list.scrollHeight;
