@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { NodeProc, browser, openPage, register, message, send, postMessages, SHOTS } from './harness.mjs';
+import { NodeProc, browser, axeViolations, openPage, register, message, send, postMessages, SHOTS } from './harness.mjs';
 
 const shots = join(SHOTS, 'comfort');
 mkdirSync(shots, { recursive: true });
@@ -105,6 +105,8 @@ test('drafts outlive a reload, per room, and the tab title counts unread message
   await page.waitForFunction(() => document.title === 'Confab');
   await postMessages(page, { username: 'walt', room: notes, count: 3, template: 'news {n}' });
   await page.waitForFunction(() => document.title === '(3) Confab');
+  // A room with an unread badge is named by its visible text first.
+  assert.deepEqual(await axeViolations(page), [], 'accessibility with an unread badge');
   await openRoom(page, 'notes');
   await message(page, 'news 0003').waitFor();
   await page.waitForFunction(() => document.title === 'Confab');

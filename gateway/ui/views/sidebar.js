@@ -1,7 +1,7 @@
 // The room navigation: the user's card, actions, invitations, rooms and
 // direct messages with unread and mention badges.
 
-import { h, icon, iconButton, toast } from '../dom.js';
+import { h, icon, iconButton, srOnly, toast } from '../dom.js';
 import { errText } from '../client.js';
 import { avatar, livePeople, presenceDot, userName } from './common.js';
 import { browseDialog, createRoomDialog, profileDialog, userPickerDialog } from './dialogs.js';
@@ -121,7 +121,10 @@ export function sidebar(ctx) {
     const current = s.current === r.room;
     const name = s.roomName(r.room);
     const unread = r.unread > 0 && !current;
-    const label = [name, r.mentions ? `${r.mentions} mention${r.mentions === 1 ? '' : 's'}` : '', r.unread ? `${r.unread} unread` : ''].filter(Boolean).join(', ');
+    // The counts are said in words after the name, not through aria-label:
+    // a label that differs from the visible text (a badge's "3") fails
+    // WCAG's label-in-name, and the badges are hidden from screen readers.
+    const counts = [r.mentions ? `${r.mentions} mention${r.mentions === 1 ? '' : 's'}` : '', r.unread ? `${r.unread} unread` : ''].filter(Boolean).join(', ');
     return h(
       'li',
       {},
@@ -136,10 +139,10 @@ export function sidebar(ctx) {
           'data-mentions': r.mentions,
           'data-direct': r.direct_with ? 'true' : null,
           'aria-current': current ? 'page' : null,
-          'aria-label': label,
         },
-        r.direct_with ? h('span', { class: 'dm-avatar' }, avatar(ctx, r.direct_with, 'sm'), presenceDot(ctx, r.direct_with)) : h('span', { class: 'room-glyph' }, icon(r.visibility === 'private' ? 'lock' : 'hash')),
+        r.direct_with ? h('span', { class: 'dm-avatar', 'aria-hidden': 'true' }, avatar(ctx, r.direct_with, 'sm'), presenceDot(ctx, r.direct_with)) : h('span', { class: 'room-glyph' }, icon(r.visibility === 'private' ? 'lock' : 'hash')),
         h('span', { class: 'room-item-name', testid: 'room-item-name', text: name }),
+        counts ? srOnly(`, ${counts}`) : null,
         r.mentions > 0 ? h('span', { class: 'badge badge-mention', testid: 'mention-badge', 'aria-hidden': 'true', text: `@${r.mentions}` }) : null,
         r.unread > 0 && !r.mentions ? h('span', { class: 'badge', testid: 'unread-badge', 'aria-hidden': 'true', text: r.unread > 99 ? '99+' : r.unread }) : null,
         r.unread > 0 && r.mentions > 0 ? h('span', { class: 'badge subtle', testid: 'unread-badge', 'aria-hidden': 'true', text: r.unread > 99 ? '99+' : r.unread }) : null,
