@@ -455,3 +455,96 @@ async fn events_waiting_for_ancestors_are_bounded() {
         n.fed.close();
     }
 }
+
+/// A peer inviting this node's users into rooms whose create event never
+/// comes gets a few such rooms kept, not one per invitation; an honest
+/// peer's invitation into a new room is still taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_into_rooms_that_never_come_are_bounded_per_peer() {
+    use confab_node::rooms::PENDING_ROOMS_PER_PEER;
+    use confab_tests::net::{mesh, shared_room};
+    use confab_wire::{ContentHash, EventHeader, EventId};
+    let nodes = mesh(95, 2).unwrap();
+    let (_, users) = shared_room(&nodes, 95).await.unwrap();
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let kr = test_key(97);
+    a.fed.pin(kr.node_id());
+    let mallory = UserId::new(kr.node_id(), "mallory").unwrap();
+    let invented = |n: usize| {
+        let mut id = [0xabu8; 32];
+        id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        RoomId(id)
+    };
+    let rooms = PENDING_ROOMS_PER_PEER + 40;
+    let endpoint = raw_endpoint(&kr, a);
+    let conn = raw_connect(&endpoint, a).await;
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    let mut out = Vec::new();
+    FedMessage::Hello(sync::hello(kr.node_id(), "inviter"))
+        .encode(&mut out)
+        .unwrap();
+    for n in 0..rooms {
+        let room = invented(n);
+        let header = EventHeader {
+            room: Some(room),
+            author: mallory.clone(),
+            kind: EventKind::Invite {
+                target: users[0].clone(),
+            },
+            prev: vec![EventId(room.0)],
+            depth: 1,
+            origin_seq: 1,
+            origin_prev: None,
+            ts: now(),
+            content_hash: ContentHash([0; 32]),
+        };
+        let ev = kr
+            .sign_event(header, &Content::Reason(ReasonContent::default()))
+            .unwrap();
+        FedMessage::Events(EventBatch {
+            room,
+            trace: None,
+            events: vec![ev.signed().clone()],
+        })
+        .encode(&mut out)
+        .unwrap();
+    }
+    send.write_all(&out).await.unwrap();
+    let over = rooms - PENDING_ROOMS_PER_PEER;
+    eventually("the invitations past the share are refused", || {
+        a.rooms()
+            .rejections()
+            .get("refused:pending_rooms_full")
+            .is_some_and(|n| *n as usize >= over)
+    })
+    .await;
+    assert_eq!(
+        a.rooms().rejections().get("refused:pending_rooms_full"),
+        Some(&(over as u64))
+    );
+    // An honest peer's new room reaches a's user.
+    let owner = users[1].clone();
+    let create = create_room_event(96, "user", "fresh", Visibility::Private, now()).unwrap();
+    assert_eq!(create.header().author, owner);
+    b.rooms().create_room(&create).unwrap();
+    let fresh = create.room();
+    b.post(
+        &owner,
+        &fresh,
+        EventKind::Invite {
+            target: users[0].clone(),
+        },
+        Content::Reason(ReasonContent::default()),
+    )
+    .unwrap();
+    eventually("a holds the honest peer's new room", || {
+        a.has(&fresh, |r| {
+            r.engine().state().membership(&users[0]) == confab_node::engine::Membership::Invited
+        })
+    })
+    .await;
+    conn.close(0u32.into(), b"done");
+    for n in &nodes {
+        n.fed.close();
+    }
+}

@@ -18,7 +18,10 @@ mod parking;
 mod peers;
 pub mod post;
 
-pub use parking::{PARKED_BYTES_MAX, PARKED_BYTES_PER_PEER, PARKED_BYTES_PER_ROOM, PARKED_TTL_MS};
+pub use parking::{
+    PARKED_BYTES_MAX, PARKED_BYTES_PER_PEER, PARKED_BYTES_PER_ROOM, PARKED_TTL_MS,
+    PENDING_ROOMS_PER_PEER,
+};
 
 pub use post::{Posted, post};
 

@@ -17,6 +17,9 @@ pub const PARKED_BYTES_MAX: usize = 128 * 1024 * 1024;
 /// How long an event waits for its ancestors before it is dropped (the
 /// peer offers it again on a later round if it still matters).
 pub const PARKED_TTL_MS: u64 = 10 * 60_000;
+/// Most rooms not held here whose events one peer has parked while their
+/// create event is awaited (an invitation that came before its room).
+pub const PENDING_ROOMS_PER_PEER: usize = 64;
 
 #[derive(Debug)]
 struct Entry {
@@ -38,6 +41,8 @@ struct RoomParking {
 pub(crate) struct Parking {
     rooms: HashMap<RoomId, RoomParking>,
     by_peer: HashMap<NodeId, usize>,
+    /// Per peer, the rooms whose create event its parked events await.
+    pending: HashMap<NodeId, HashSet<RoomId>>,
     bytes: usize,
     /// Parking order, for expiry; entries taken since are skipped.
     order: VecDeque<(u64, RoomId, EventId)>,
@@ -60,11 +65,18 @@ impl Parking {
         let id = ev.id();
         let len = ev.signed().wire_len();
         let peer = self.by_peer.get(&from).copied().unwrap_or(0);
+        let awaits_create = missing.contains(&EventId(room.0));
+        let pending = self.pending.get(&from);
+        let new_pending = awaits_create && !pending.is_some_and(|p| p.contains(&room));
+        let pending_full =
+            new_pending && pending.is_some_and(|p| p.len() >= PENDING_ROOMS_PER_PEER);
         let r = self.rooms.entry(room).or_default();
         if r.events.contains_key(&id) {
             return Ok(());
         }
-        let full = if r.bytes + len > PARKED_BYTES_PER_ROOM {
+        let full = if pending_full {
+            Some("pending_rooms_full")
+        } else if r.bytes + len > PARKED_BYTES_PER_ROOM {
             Some("parked_room_full")
         } else if peer + len > PARKED_BYTES_PER_PEER {
             Some("parked_peer_full")
@@ -87,6 +99,9 @@ impl Parking {
             if !w.contains(&id) {
                 w.push(id);
             }
+        }
+        if awaits_create {
+            self.pending.entry(from).or_default().insert(room);
         }
         r.events.insert(id, Entry { ev, from, len });
         r.bytes += len;
@@ -176,10 +191,29 @@ impl Parking {
                 self.by_peer.remove(&e.from);
             }
         }
+        let from = e.from;
+        // Still pending for this peer while one of its events awaits the
+        // create.
+        let keeps_pending = r.waiting.get(&create).is_some_and(|w| {
+            w.iter()
+                .any(|x| r.events.get(x).is_some_and(|en| en.from == from))
+        });
         if r.events.is_empty() {
             self.rooms.remove(room);
         }
-        Some((e.ev, e.from))
+        if !keeps_pending {
+            self.forget_pending(&from, room);
+        }
+        Some((e.ev, from))
+    }
+
+    fn forget_pending(&mut self, from: &NodeId, room: &RoomId) {
+        if let Some(p) = self.pending.get_mut(from) {
+            p.remove(room);
+            if p.is_empty() {
+                self.pending.remove(from);
+            }
+        }
     }
 }
 
@@ -282,5 +316,34 @@ mod tests {
         assert!(p.expire(PARKED_TTL_MS + 100_000) > 0);
         assert_eq!(p.bytes(), 0);
         assert!(p.take_waiting(&r1, &[EventId([9; 32])]).is_empty());
+    }
+
+    #[test]
+    fn a_peer_has_few_rooms_waiting_for_their_create() {
+        let (k, other) = (key(1), key(2));
+        let mut p = Parking::default();
+        let invite_for = |n: u32| {
+            let mut id = [7u8; 32];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            let room = RoomId(id);
+            let create = EventId(room.0);
+            (room, child(&k, room, create, 1, 10), create)
+        };
+        for n in 0..PENDING_ROOMS_PER_PEER as u32 {
+            let (room, ev, create) = invite_for(n);
+            p.park(room, ev, k.node_id(), &[create], 0).unwrap();
+        }
+        let (room, ev, create) = invite_for(9_999);
+        assert_eq!(
+            p.park(room, ev.clone(), k.node_id(), &[create], 0),
+            Err("pending_rooms_full")
+        );
+        // Another peer is not held to this one's count.
+        p.park(room, ev, other.node_id(), &[create], 0).unwrap();
+        // A create arriving frees its room's place.
+        let (first, _, first_create) = invite_for(0);
+        assert_eq!(p.take_waiting(&first, &[first_create]).len(), 1);
+        let (room, ev, create) = invite_for(10_000);
+        p.park(room, ev, k.node_id(), &[create], 0).unwrap();
     }
 }

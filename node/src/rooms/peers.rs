@@ -354,14 +354,12 @@ impl Rooms for NodeRooms {
         if !self.rooms.contains_key(room_id) {
             // A room new to this node is taken only if it concerns one of
             // its users; it starts with its create event.
-            if !self.expected.contains(room_id) {
-                if !verified.iter().any(|e| self.introduces_us(e)) {
-                    if !verified.is_empty() {
-                        self.count("refused:not_invited");
-                    }
-                    return received;
+            let expected = self.expected.contains(room_id);
+            if !expected && !verified.iter().any(|e| self.introduces_us(e)) {
+                if !verified.is_empty() {
+                    self.count("refused:not_invited");
                 }
-                self.expect_room(*room_id);
+                return received;
             }
             match verified.iter().position(|e| e.id() == EventId(room_id.0)) {
                 Some(i) => {
@@ -379,13 +377,22 @@ impl Rooms for NodeRooms {
                 }
                 None => {
                     // Keep what came (the invite) until the create is in.
+                    // A room is awaited only while something of it is kept:
+                    // a peer over its share of pending rooms adds none.
                     let create = EventId(room_id.0);
+                    let mut kept = false;
                     for ev in verified {
-                        if let Err(limit) = self.parking.park(*room_id, ev, *from, &[create], now) {
-                            self.count(format!("refused:{limit}"));
+                        match self.parking.park(*room_id, ev, *from, &[create], now) {
+                            Ok(()) => kept = true,
+                            Err(limit) => self.count(format!("refused:{limit}")),
                         }
                     }
-                    received.missing.push(create);
+                    if kept && !expected {
+                        self.expect_room(*room_id);
+                    }
+                    if kept || expected {
+                        received.missing.push(create);
+                    }
                     return received;
                 }
             }
