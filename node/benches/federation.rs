@@ -14,7 +14,11 @@
 //!   to B holding A's digest, and the ingest rate that gives (ceiling: the
 //!   raw single-core `verify_strict` rate);
 //! - memory of a node whose one peer is stuck (never reads) while it
-//!   records N messages.
+//!   records N messages;
+//! - honest traffic under a flood of parked events (`flood`): a local
+//!   post's acknowledgement and another room's replication, against the
+//!   same run without the flood (knobs `CONFAB_BENCH_FLOOD_SAMPLES`,
+//!   `CONFAB_BENCH_FLOOD_ORPHANS`).
 //!
 //! Every store is on a real disk: `CONFAB_BENCH_DIR`, or `target/bench-tmp`.
 
@@ -114,7 +118,8 @@ impl Node {
                 rooms.store().clone(),
             )
         };
-        store.wait_durable().expect("durable");
+        // As the node acknowledges a post: once the log is durable.
+        store.wait_logged().expect("durable");
         self.fed.publish(*room, ev.signed(), None);
         ev.id()
     }
@@ -367,6 +372,130 @@ async fn stuck_peer(key: &NodeKey, a: &Node) -> quinn::Connection {
     conn
 }
 
+/// Orphans for `room` signed by `key`'s user: each names a parent that
+/// never comes, so the receiving node parks it (as a rogue peer's flood).
+fn orphans(key: &NodeKey, room: RoomId, n: usize) -> Vec<confab_wire::SignedEvent> {
+    let author = UserId::new(key.node_id(), "mallory").expect("user");
+    (0..n)
+        .map(|i| {
+            let mut missing = [0xeeu8; 32];
+            missing[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let header = EventHeader {
+                room: Some(room),
+                author: author.clone(),
+                kind: EventKind::Message,
+                prev: vec![EventId(missing)],
+                depth: 10 + i as u64,
+                origin_seq: 10 + i as u64,
+                origin_prev: Some(EventId(missing)),
+                ts: now_ms(),
+                content_hash: confab_wire::ContentHash([0; 32]),
+            };
+            key.sign_event(header, &body(i))
+                .expect("sign")
+                .into_signed()
+        })
+        .collect()
+}
+
+/// Honest traffic under a flood of parked events: A's acknowledgement of
+/// a local post in a room of its own, and B→A replication of another room,
+/// sampled one after the other, while a pinned rogue peer streams orphans
+/// into the shared room (or, for the baseline, does not). Returns p50 and
+/// p99 in ms: (post, replication), and how many orphans A took in.
+async fn flood(samples: usize, orphans_n: usize, with_flood: bool) -> ([f64; 4], u64) {
+    let (ka, kb, kr) = (
+        NodeKey::from_secret(&[7; 32]),
+        NodeKey::from_secret(&[8; 32]),
+        NodeKey::from_secret(&[10; 32]),
+    );
+    let a = start(&ka, disk_store(), &[&kb, &kr]);
+    let b = start(&kb, disk_store(), &[&ka]);
+    link(&a, &b);
+    // The flood goes into one room b shares with a; the honest messages
+    // come in another.
+    let (shared, _) = room_on(&b, &[&ka]);
+    let (other, b_owner) = room_on(&b, &[&ka]);
+    wait("a holds b's rooms", || {
+        a.len(&shared).is_some() && a.len(&other).is_some()
+    })
+    .await;
+    let (own, a_owner) = room_on(&a, &[]);
+    let flood_task = if with_flood {
+        let batches = orphans(&kr, shared, orphans_n);
+        let mut out = Vec::new();
+        FedMessage::Hello(confab_node::federation::sync::hello(kr.node_id(), "flood"))
+            .encode(&mut out)
+            .expect("encode");
+        for chunk in batches.chunks(64) {
+            FedMessage::Events(confab_wire::fed::EventBatch {
+                room: shared,
+                trace: None,
+                events: chunk.to_vec(),
+            })
+            .encode(&mut out)
+            .expect("encode");
+        }
+        let pins = [a.key.node_id()].into_iter().collect();
+        let mut ep =
+            quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+        ep.set_default_client_config(tls::client_config(&kr, pins, &[FED_ALPN]).expect("tls"));
+        let conn = ep
+            .connect(
+                a.fed.local_addr().expect("addr"),
+                &tls::server_name(&a.key.node_id()),
+            )
+            .expect("connect")
+            .await
+            .expect("handshake");
+        let (mut send, recv) = conn.open_bi().await.expect("stream");
+        Some(tokio::spawn(async move {
+            let _ = send.write_all(&out).await;
+            let _keep = (send, recv, conn, ep);
+            std::future::pending::<()>().await;
+        }))
+    } else {
+        None
+    };
+    let mut arrivals = a.fed.subscribe();
+    let (mut posts, mut repl) = (Vec::new(), Vec::new());
+    for i in 0..samples {
+        let t = Instant::now();
+        a.post(&a_owner, &own, EventKind::Message, body(i));
+        posts.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let id = b.post(&b_owner, &other, EventKind::Message, body(i));
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let got = tokio::time::timeout(Duration::from_secs(1), arrivals.recv()).await;
+            if let Ok(Ok((_, ev, _))) = got
+                && ev.verify().is_ok_and(|v| v.id() == id)
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "gave up: b's message at a");
+        }
+        repl.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let parked = a.rooms.lock().expect("lock").parked_bytes() as u64;
+    if let Some(t) = flood_task {
+        t.abort();
+    }
+    posts.sort_by(f64::total_cmp);
+    repl.sort_by(f64::total_cmp);
+    a.fed.shutdown().await;
+    b.fed.shutdown().await;
+    (
+        [
+            pct(&posts, 0.5),
+            pct(&posts, 0.99),
+            pct(&repl, 0.5),
+            pct(&repl, 0.99),
+        ],
+        parked,
+    )
+}
+
 /// Records `n` messages on a node whose one peer is stuck (or, for the
 /// control, absent); RSS before, at peak, after (KiB).
 async fn stuck(n: usize, with_peer: bool) -> (u64, u64, u64) {
@@ -451,6 +580,30 @@ fn main() {
         println!(
             "catch-up of {n} messages: {secs_c:.2} s, ingest {rate_c:.0} events/s = {:.2}× single-core verify_strict",
             rate_c / vr
+        );
+    }
+    if on("flood") {
+        let samples = env("CONFAB_BENCH_FLOOD_SAMPLES", 300) as usize;
+        let orphans_n = env("CONFAB_BENCH_FLOOD_ORPHANS", 40_000) as usize;
+        let (quiet, _) = rt.block_on(flood(samples, orphans_n, false));
+        let (loud, parked) = rt.block_on(flood(samples, orphans_n, true));
+        println!(
+            "under a flood of {orphans_n} parked events ({} KiB parked at the end), {samples} samples each:\n  \
+             local post acknowledged: p50 {:.2} ms, p99 {:.2} ms (unloaded p50 {:.2} ms, p99 {:.2} ms: {:.2}×, {:.2}×)\n  \
+             another room's message B→A: p50 {:.2} ms, p99 {:.2} ms (unloaded p50 {:.2} ms, p99 {:.2} ms: {:.2}×, {:.2}×)",
+            parked / 1024,
+            loud[0],
+            loud[1],
+            quiet[0],
+            quiet[1],
+            loud[0] / quiet[0],
+            loud[1] / quiet[1],
+            loud[2],
+            loud[3],
+            quiet[2],
+            quiet[3],
+            loud[2] / quiet[2],
+            loud[3] / quiet[3],
         );
     }
     for (p, with_peer) in [("stuck", true), ("control", false)] {
