@@ -221,6 +221,13 @@ fn run(parts: Parts, shared: Arc<(Mutex<State>, Condvar)>, metrics: StoreMetrics
                 st = cv.wait(st).unwrap_or_else(|p| p.into_inner());
             }
             if st.requested == st.durable && st.stopping {
+                drop(st);
+                // A clean close leaves nothing to replay or gather again
+                // at the next open.
+                search::seal_all(&parts.search, parts.log.applied());
+                if let Err(e) = parts.flush(true, &mut erased) {
+                    tracing::warn!(error = %e, "the last flush on close failed; the next open replays from the log");
+                }
                 return;
             }
             (st.requested, st.durable, st.full_wanted > st.full_durable)

@@ -88,6 +88,14 @@ struct Segments {
     erasing: HashSet<Loc>,
 }
 
+/// How far index writes have been applied.
+#[derive(Debug, Default)]
+struct Applied {
+    end: u64,
+    /// The first record whose index write failed, if any.
+    unindexed: Option<u64>,
+}
+
 /// The log of one store.
 #[derive(Debug)]
 pub struct Log {
@@ -95,7 +103,7 @@ pub struct Log {
     segments: Mutex<Segments>,
     /// Taken across a commit's append and index write; holds the position
     /// below which every record's index write has been applied.
-    commits: Mutex<u64>,
+    commits: Mutex<Applied>,
 }
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> Error {
@@ -229,10 +237,10 @@ impl Log {
                 files,
                 ..Segments::default()
             }),
-            commits: Mutex::new(0),
+            commits: Mutex::new(Applied::default()),
         };
         log.recover(checked)?;
-        *log.commits.lock().unwrap_or_else(|p| p.into_inner()) = log.end();
+        log.commits.lock().unwrap_or_else(|p| p.into_inner()).end = log.end();
         Ok(log)
     }
 
@@ -337,14 +345,21 @@ impl Log {
         };
         let end = self.end();
         let r = index(&locs, end);
-        *applied = end;
+        if r.is_err()
+            && let Some(first) = locs.first()
+        {
+            // Never counted as indexed: the next open judges them again.
+            applied.unindexed.get_or_insert(first.pos);
+        }
+        applied.end = end;
         r
     }
 
     /// Every record below this position has had its index write applied
     /// (not necessarily durable).
     pub fn applied(&self) -> u64 {
-        *self.commits.lock().unwrap_or_else(|p| p.into_inner())
+        let a = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        a.unindexed.map_or(a.end, |u| u.min(a.end))
     }
 
     /// Appends records in one write each segment; returns where each went.

@@ -83,7 +83,12 @@ fn events_the_log_holds_beyond_the_index_are_judged_again_on_open() {
         // last five are in the log only.
         let rest: Vec<(RoomId, &SignedEvent)> =
             evs[10..].iter().map(|e| (c.room(), e.signed())).collect();
-        store.log.commit(&rest, |_, _| Ok(())).unwrap();
+        let crashed = store.log.commit(&rest, |_, _| {
+            Err(crate::error::Error::Flush {
+                reason: "the process died here".into(),
+            })
+        });
+        assert!(crashed.is_err());
         store.log.sync().unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
@@ -442,6 +447,8 @@ fn postings_in_memory_when_the_node_stops_are_found_again_from_the_log() {
         assert_eq!(store.search(None, "walrus", None, 10).unwrap().len(), 5);
         // A window this small stays in memory: nothing in sled yet.
         assert!(store.data.scan_prefix([search_prefix()]).next().is_none());
+        // A crash loses it (a clean close would write it).
+        search::lose_for_test(&store.search);
     }
     let store = Store::open(dir.path()).unwrap();
     ids.reverse();

@@ -103,6 +103,28 @@ pub(crate) fn add(search: &SharedSearch, room: RoomId, postings: Postings, end: 
     !b.sealed.is_empty()
 }
 
+/// Forgets what is gathered, as a crash would (tests).
+#[cfg(test)]
+pub(crate) fn lose_for_test(search: &SharedSearch) {
+    let mut b = lock(search);
+    b.live.clear();
+    b.entries = 0;
+}
+
+/// Seals what is gathered, however little (the store is closing).
+pub(crate) fn seal_all(search: &SharedSearch, end: u64) {
+    let mut b = lock(search);
+    if b.live.is_empty() {
+        return;
+    }
+    let postings = std::mem::take(&mut b.live);
+    b.entries = 0;
+    b.sealed.push(Arc::new(Sealed {
+        postings,
+        through: end,
+    }));
+}
+
 /// The windows sealed so far, for the flusher to write.
 pub(crate) fn sealed(search: &SharedSearch) -> Vec<Arc<Sealed>> {
     lock(search).sealed.clone()
