@@ -491,7 +491,7 @@ fn main() {
         );
         let bytes = store.size_on_disk().expect("size");
         println!(
-            "| disk per stored 200-byte message ({big} events, sled `size_on_disk`) | {:.0} bytes | |",
+            "| disk per stored 200-byte message ({big} events, sled and the event log) | {:.0} bytes | |",
             bytes as f64 / big as f64
         );
     }
