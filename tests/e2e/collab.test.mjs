@@ -440,6 +440,9 @@ test('search finds an earlier message and shows it in context', () => guarded('s
   const inRoom = bob.getByTestId('search-panel').getByTestId('search-result').filter({ hasText: found });
   await inRoom.waitFor();
   assert.equal(await bob.getByTestId('search-panel').getByTestId('search-result').count(), 1, 'one hit in the room');
+  // The beginning of a word finds it too: "checkl" is in "checklist".
+  await bob.getByTestId('search-input').fill('checkl');
+  await bob.getByTestId('search-panel').getByTestId('search-result').filter({ hasText: found }).waitFor();
   const id = await eventOf(inRoom);
   await inRoom.click();
   await shownInContext(bob, id);

@@ -500,3 +500,41 @@ fn a_full_window_of_postings_is_written_as_blocks_and_marked() {
         messages
     );
 }
+
+#[test]
+fn search_finds_words_by_their_beginning_in_memory_and_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = create();
+    let store = Store::open(dir.path()).unwrap();
+    let mut room = store.create_room(&c).unwrap();
+    let post = |room: &mut Room, body: &str, ts: u64| {
+        let m = sign(room, EventKind::Message, &text(body), ts);
+        room.submit(&m, ts).unwrap().unwrap();
+        room.commit().unwrap();
+        m.id()
+    };
+    let list = post(&mut room, "the launch checklist is ready", T0 + 1);
+    let check = post(&mut room, "please check the logs", T0 + 2);
+    let other = post(&mut room, "nothing to see", T0 + 3);
+    let found = |s: &Store, q: &str| s.search(None, q, None, 10).unwrap();
+    assert_eq!(found(&store, "check"), vec![check, list]);
+    assert_eq!(found(&store, "checkl"), vec![list]);
+    // Every term must begin a word of the message.
+    assert_eq!(found(&store, "lau check"), vec![list]);
+    assert!(found(&store, "checkmate").is_empty());
+    assert_eq!(found(&store, "noth"), vec![other]);
+    // The same from blocks in sled after a close.
+    drop(room);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.data.scan_prefix([search_prefix()]).next().is_some());
+    assert_eq!(found(&store, "check"), vec![check, list]);
+    assert_eq!(found(&store, "lau check"), vec![list]);
+    // Paging across words keeps (ts, id) order.
+    assert_eq!(
+        store
+            .search(None, "check", Some((T0 + 2, check)), 10)
+            .unwrap(),
+        vec![list]
+    );
+}

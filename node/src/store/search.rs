@@ -27,6 +27,9 @@ use crate::error::Result;
 
 /// Most distinct search terms indexed per message.
 pub const MAX_TERMS_PER_MESSAGE: usize = 256;
+/// Most indexed words one search term is taken to begin (a search for
+/// "c" does not read the postings of every word in c).
+pub const PREFIX_TERMS_MAX: usize = 64;
 /// Postings gathered in memory before they are written as one window.
 pub const SEARCH_WINDOW: usize = 65_536;
 
@@ -215,11 +218,14 @@ impl Store {
         Ok(())
     }
 
-    /// Full-text search: messages whose current text holds every term of
-    /// `query`, newest first (by ts, then id), in `rooms` (all rooms if
-    /// `None`), after the cursor `before` = (ts, id) of the last result
-    /// already seen (the id too, as several messages can share a ts).
-    /// Deleted messages and words removed by an edit are never found.
+    /// Full-text search: messages whose current text has, for every term
+    /// of `query`, a word it begins ("check" finds "checklist"), newest
+    /// first (by ts, then id), in `rooms` (all rooms if `None`), after the
+    /// cursor `before` = (ts, id) of the last result already seen (the id
+    /// too, as several messages can share a ts). Deleted messages and
+    /// words removed by an edit are never found. The longest query term
+    /// picks the candidates: the postings of at most
+    /// [`PREFIX_TERMS_MAX`] words that begin with it.
     pub fn search(
         &self,
         rooms: Option<&[RoomId]>,
@@ -228,24 +234,34 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<EventId>> {
         let words = terms(query);
-        let Some(first) = words.first() else {
+        let Some(driver) = words.iter().max_by_key(|w| w.len()) else {
             return Ok(Vec::new());
         };
-        let prefix = key(P_WORD, &[first.as_bytes(), &[0]]);
-        // Blocks come newest-first by their newest entry (ts, id); entries
-        // of an older block may still be newer than some of a newer one, so
-        // merge through a heap and emit only what no unread block can beat.
-        // Order and cursor are (ts, id), so that results of one ts page
-        // exactly too. Postings still in memory join the heap at once.
-        let mut blocks = self.data.scan_prefix(&prefix).rev().peekable();
+        // Each word that begins with the driver has its blocks, newest
+        // first by their newest entry (ts, id); entries of an older block
+        // may still be newer than some of a newer one, so merge through a
+        // heap and emit only what no unread block can beat. Order and
+        // cursor are (ts, id), so that results of one ts page exactly too.
+        // Postings still in memory join the heap at once.
+        let mut blocks: Vec<(usize, std::iter::Peekable<std::iter::Rev<sled::Iter>>)> = self
+            .words_beginning(driver)?
+            .into_iter()
+            .map(|w| {
+                let prefix = key(P_WORD, &[w.as_bytes(), &[0]]);
+                (
+                    prefix.len(),
+                    self.data.scan_prefix(&prefix).rev().peekable(),
+                )
+            })
+            .collect();
         let mut heap: BinaryHeap<(u64, EventId, RoomId)> = BinaryHeap::new();
         {
             let b = lock(&self.search);
             let windows = std::iter::once(&b.live).chain(b.sealed.iter().map(|w| &w.postings));
             for w in windows {
-                let from = (first.clone(), RoomId([0; 32]));
+                let from = (driver.clone(), RoomId([0; 32]));
                 for ((term, room), entries) in w.range(from..) {
-                    if term != first {
+                    if !term.starts_with(driver.as_str()) {
                         break;
                     }
                     for &(ts, id) in entries {
@@ -256,20 +272,36 @@ impl Store {
                 }
             }
         }
+        let newest = |k: &[u8], at: usize| -> (u64, EventId) {
+            (
+                k.get(at..at + 8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes),
+                k.get(at + 8..at + 40)
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map_or(EventId([0; 32]), EventId),
+            )
+        };
         let mut out: Vec<EventId> = Vec::new();
         loop {
-            // The newest entry of the next block; `None` once all are read.
-            let next_max: Option<(u64, EventId)> = match blocks.peek() {
-                Some(Ok((k, _))) => Some((
-                    k.get(prefix.len()..prefix.len() + 8)
-                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                        .map_or(0, u64::from_be_bytes),
-                    k.get(prefix.len() + 8..prefix.len() + 40)
-                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                        .map_or(EventId([0; 32]), EventId),
-                )),
-                _ => None,
-            };
+            for (_, it) in blocks.iter_mut() {
+                if matches!(it.peek(), Some(Err(_)))
+                    && let Some(Err(e)) = it.next()
+                {
+                    return Err(store_err("scan search index")(e));
+                }
+            }
+            // The word whose next block has the newest entry; `None` once
+            // all are read.
+            let next: Option<(usize, (u64, EventId))> = blocks
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, (at, it))| match it.peek() {
+                    Some(Ok((k, _))) => Some((i, newest(k, *at))),
+                    _ => None,
+                })
+                .max_by_key(|(_, n)| *n);
+            let next_max = next.map(|(_, n)| n);
             while heap
                 .peek()
                 .is_some_and(|(ts, id, _)| next_max.is_none_or(|n| (*ts, *id) >= n))
@@ -293,15 +325,18 @@ impl Store {
                     continue;
                 };
                 let now = terms(body);
-                if words.iter().all(|w| now.binary_search(w).is_ok()) {
+                if words.iter().all(|w| begins_a_word(&now, w)) {
                     out.push(id);
                     if out.len() == limit {
                         return Ok(out);
                     }
                 }
             }
-            let Some(block) = blocks.next() else {
+            let Some((i, _)) = next else {
                 break;
+            };
+            let Some(block) = blocks[i].1.next() else {
+                continue;
             };
             let (_, value) = block.map_err(store_err("scan search index"))?;
             let (room, entries): ([u8; 32], Vec<(u64, EventId)>) =
@@ -314,4 +349,36 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// The indexed words that begin with `prefix`, at most
+    /// [`PREFIX_TERMS_MAX`], the word itself first if indexed.
+    fn words_beginning(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut from = key(P_WORD, &[prefix.as_bytes()]);
+        let scope = from.clone();
+        while out.len() < PREFIX_TERMS_MAX {
+            let Some(item) = self.data.range(from.clone()..).next() else {
+                break;
+            };
+            let (k, _) = item.map_err(store_err("scan search index"))?;
+            if !k.starts_with(&scope) {
+                break;
+            }
+            let Some(end) = k.iter().skip(1).position(|b| *b == 0) else {
+                break;
+            };
+            let word = String::from_utf8_lossy(&k[1..1 + end]).into_owned();
+            // Past every block of this word: its name, then 0x01.
+            from = key(P_WORD, &[word.as_bytes(), &[1]]);
+            out.push(word);
+        }
+        Ok(out)
+    }
+}
+
+/// True if some word of `sorted` (sorted, as [`terms`] gives them) begins
+/// with `w`.
+fn begins_a_word(sorted: &[String], w: &str) -> bool {
+    let i = sorted.partition_point(|t| t.as_str() < w);
+    sorted.get(i).is_some_and(|t| t.starts_with(w))
 }
