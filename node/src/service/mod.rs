@@ -871,6 +871,7 @@ impl ClientService {
     ) -> Result<(EventId, bool), ClientError> {
         content.validate().map_err(|e| bad(e.to_string()))?;
         let now = now_ms();
+        let joining = matches!(kind, EventKind::Join);
         let posted = self
             .rooms()
             .post(&self.inner.key, user, room, kind, &content, now, once)
@@ -884,8 +885,19 @@ impl ClientService {
                 return Ok((id, true));
             }
         };
-        self.inner.store.wait_logged().map_err(internal)?;
         let id = ev.id();
+        if joining {
+            // What was said before one joined is not news to them: unread
+            // starts at the join.
+            self.inner
+                .store
+                .mark_read(room, user, &id)
+                .and_then(|()| self.inner.store.wait_durable())
+                .map_err(internal)?;
+            self.forget_counts(room, Some(user));
+        } else {
+            self.inner.store.wait_logged().map_err(internal)?;
+        }
         let signed = ev.into_signed();
         if let Some(fed) = self.federation() {
             fed.publish(*room, &signed, Some(trace));
